@@ -1,0 +1,52 @@
+"""The `workbench` command: one subcommand per job, each a module with `main(argv) -> int`.
+
+Modules are imported only when their subcommand runs, so `workbench --help` is fast and a
+subcommand's heavy imports (torch, kubernetes) cost nothing to the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("workbench.demo", "serve a tiny model built on the spot and answer sample V1/V2 requests"),
+    "serve": ("workbench.serving.server", "serve a model over KServe V1 and the Open Inference Protocol (V2)"),
+    "train": ("workbench.ner.train", "fine-tune a BERT-family model on CoNLL-style NER data (same as train/ner.py)"),
+    "conformance": ("workbench.conformance_runner", "check any V1/V2 endpoint with the conformance suite"),
+    "bench": ("workbench.bench.cli", "measure throughput and latency of any V1/V2 endpoint"),
+    "manifests": ("workbench.k8s.manifests_cli", "generate KServe InferenceService manifests"),
+    "deploy": ("workbench.k8s.deploy", "apply an InferenceService and wait until it is Ready"),
+    "gate": ("workbench.gate", "train, serve, check and decide: a CI validation gate"),
+    "tiny-model": ("workbench.tiny_models", "write a tiny model for a task into a directory (for tests and demos)"),
+}
+
+
+def _usage() -> str:
+    width = max(len(name) for name in SUBCOMMANDS)
+    lines = ["usage: workbench <command> [options]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
+    lines += ["", "Run `workbench <command> --help` for the options of one command."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from workbench import __version__
+
+        print(__version__)
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        print(f"workbench: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

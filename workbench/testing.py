@@ -1,0 +1,89 @@
+"""Start real servers in subprocesses for tests, the conformance suite, benchmarks and the gate.
+
+`served(model_dir, ...)` runs `python -m workbench serve` on a free port, waits until
+`/v2/health/ready` answers 200 and yields the base URL; on exit it stops the server. When the
+server fails to start, the error carries the server's own log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerFailed(RuntimeError):
+    pass
+
+
+def wait_until_ready(url: str, process: subprocess.Popen | None, log_path: Path | None, timeout: float,
+                     ready_path: str = "/v2/health/ready") -> None:
+    deadline = time.monotonic() + timeout
+    last_error = "no answer yet"
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            log = log_path.read_text(errors="replace") if log_path else ""
+            raise ServerFailed(f"server exited with code {process.returncode} before it was ready:\n{log[-4000:]}")
+        try:
+            response = httpx.get(url + ready_path, timeout=2.0)
+            if response.status_code == 200:
+                return
+            last_error = f"{ready_path} answered {response.status_code}"
+        except httpx.HTTPError as exc:
+            last_error = f"{type(exc).__name__}: {exc}"
+        time.sleep(0.1)
+    log = log_path.read_text(errors="replace") if log_path else ""
+    raise ServerFailed(f"server at {url} not ready after {timeout:.0f}s ({last_error}):\n{log[-4000:]}")
+
+
+@contextlib.contextmanager
+def served_command(command: Sequence[str], port: int, *, timeout: float = 120.0,
+                   ready_path: str = "/v2/health/ready", env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run any server command that listens on 127.0.0.1:`port`; yield its base URL once ready."""
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="workbench-server-") as tmp:
+        log_path = Path(tmp) / "server.log"
+        with open(log_path, "wb") as log:
+            process_env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+            process_env.update(env or {})
+            process = subprocess.Popen(list(command), stdout=log, stderr=subprocess.STDOUT, env=process_env)
+            try:
+                wait_until_ready(url, process, log_path, timeout, ready_path)
+                yield url
+            finally:
+                process.terminate()
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+@contextlib.contextmanager
+def served(model_dir: str | Path | None = None, *flags: str, model_name: str = "model",
+           model_id: str | None = None, timeout: float = 120.0, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Serve a model with the built-in predictor (`workbench serve`); yield the base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "workbench", "serve", "--model_name", model_name,
+               "--http_port", str(port), "--host", "127.0.0.1"]
+    if model_dir is not None:
+        command += ["--model_dir", str(model_dir)]
+    if model_id is not None:
+        command += ["--model_id", model_id]
+    command += list(flags)
+    with served_command(command, port, timeout=timeout, env=env) as url:
+        yield url

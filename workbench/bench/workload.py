@@ -1,0 +1,129 @@
+"""What `workbench bench` sends: texts, grouped into request bodies for V1 or V2, with token counts.
+
+Texts come from a file (one text per line, blank lines skipped) or from `SAMPLE_TEXTS`, a built-in
+set of CoNLL-style news sentences written for this project. Request bodies are serialised once,
+up front, so the load generator spends its time on HTTP and not on JSON encoding.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+PROTOCOLS = ("v1", "v2")
+
+# Short and long, with people, places, organisations and numbers, like CoNLL-2003 news lines.
+SAMPLE_TEXTS: tuple[str, ...] = (
+    "Maria Lopez joined the Lisbon office of Northwind Bank in March .",
+    "Rain stopped play at Edgbaston on Friday .",
+    "The Danube Shipping Company said its profit rose 12 percent to 48 million euros in the first half .",
+    "Kenji Watanabe scored twice as Osaka Blue beat Harbour City 3-1 on Sunday .",
+    "Shares in Helios Energy fell 4 percent in Frankfurt after the chief executive resigned .",
+    "OSLO 1996-08-22",
+    "The United Nations envoy met officials in Nairobi to discuss food aid for the region .",
+    "Police in Marseille arrested two men after a raid on a warehouse near the port .",
+    "Anna Schmidt , a spokeswoman for the ministry , declined to comment .",
+    "Results of the European championship qualifier played on Wednesday :",
+    "Greenfield Motors will build a new plant in Ohio , creating about 1,500 jobs by the end of next year .",
+    "The prime minister of New Zealand arrives in Tokyo on Monday for a three-day visit .",
+    "Copper prices on the London Metal Exchange climbed to their highest level since April .",
+    "Pedro Alvarez ( Spain ) beat Thomas Berg ( Sweden ) 6-4 6-3 .",
+    "The Red River flooded several villages in northern Vietnam , officials in Hanoi said .",
+    "Atlas Airlines said it would cut 300 jobs and close its maintenance base in Glasgow .",
+    "A court in Athens sentenced the former mayor to five years in prison for fraud .",
+    "Standings after Saturday 's matches in the Dutch first division :",
+    "Professor Li Wei of Peking University presented the study at a conference in Boston .",
+    "The central bank of Chile left its main interest rate unchanged at 7.5 percent .",
+    "Sophie Martin won the women 's 10,000 metres in a personal best time .",
+    "Talks between the union and Baltic Ferries broke down late on Thursday , a union official said .",
+    "The Indian Ocean island of Mauritius expects more than 600,000 tourists this year .",
+    "Goalkeeper Jan Novak saved a penalty in the last minute to give Prague Rovers a 1-0 win .",
+    "Silverline Telecom agreed to buy Cape Networks of South Africa for 210 million dollars .",
+    "Fire broke out at a chemical plant outside Rotterdam , but no one was hurt , the fire brigade said .",
+    "Canadian Finance Minister Ruth Abbott will present the budget to parliament in Ottawa next month .",
+    "Hong Kong stocks ended higher , led by property shares .",
+    "The Rhine Valley Wine Festival drew record crowds to Mainz over the weekend .",
+    "Election officials in Lagos said turnout was lower than in the previous vote , "
+    "blaming heavy rain and long queues at polling stations across the city .",
+    "Omar Haddad , who trains at a club in Casablanca , qualified for the final in Rome .",
+    "BRUSSELS 1996-08-23",
+)
+
+_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+def load_texts(path: str | Path | None) -> list[str]:
+    """Texts from `path` (one per line, blank lines skipped), or the built-in sample when `path` is None."""
+    if path is None:
+        return list(SAMPLE_TEXTS)
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"texts file not found: {file}")
+    texts = [line.strip() for line in file.read_text(encoding="utf-8").splitlines()]
+    texts = [text for text in texts if text]
+    if not texts:
+        raise ValueError(f"texts file {file} has no non-blank lines")
+    return texts
+
+
+def count_words(text: str) -> int:
+    """Client-side token count: words and punctuation marks (what a pre-tokenizer would split)."""
+    return len(_TOKEN.findall(text))
+
+
+def tokenizer_counter(tokenizer_dir: str | Path) -> Callable[[str], int]:
+    """Count real sub-word tokens (special tokens included) with the tokenizer saved in `tokenizer_dir`."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, truncation=True)["input_ids"])
+
+    return count
+
+
+def group_texts(texts: Sequence[str], batch: int) -> list[list[str]]:
+    """Groups of `batch` consecutive texts, wrapping around, one group starting at every text."""
+    if batch < 1:
+        raise ValueError("--batch must be at least 1")
+    if not texts:
+        raise ValueError("no texts to send")
+    n = len(texts)
+    return [[texts[(start + i) % n] for i in range(batch)] for start in range(0, n)]
+
+
+def request_path(protocol: str, model_name: str) -> str:
+    if protocol == "v1":
+        return f"/v1/models/{model_name}:predict"
+    if protocol == "v2":
+        return f"/v2/models/{model_name}/infer"
+    raise ValueError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
+
+
+def request_body(protocol: str, texts: Sequence[str]) -> dict:
+    """The JSON body that asks for predictions on `texts` (V1 `instances`, or one V2 BYTES input)."""
+    if protocol == "v1":
+        return {"instances": list(texts)}
+    if protocol == "v2":
+        return {"inputs": [{"name": "input-0", "shape": [len(texts)], "datatype": "BYTES", "data": list(texts)}]}
+    raise ValueError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
+
+
+@dataclass(frozen=True)
+class Payload:
+    body: bytes
+    texts: int
+    tokens: int
+
+
+def build_payloads(texts: Sequence[str], protocol: str, batch: int,
+                   count_tokens: Callable[[str], int] = count_words) -> list[Payload]:
+    """Serialised request bodies, one per text group; request i sends payload i % len(payloads)."""
+    counts = {text: count_tokens(text) for text in set(texts)}
+    return [Payload(body=json.dumps(request_body(protocol, group)).encode("utf-8"),
+                    texts=len(group), tokens=sum(counts[t] for t in group))
+            for group in group_texts(texts, batch)]

@@ -1,0 +1,141 @@
+"""`workbench serve` arguments: KServe's Hugging Face runtime flags, plus our batching limits.
+
+The KServe spellings are kept (underscores), so an InferenceService's container args work unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass
+
+from workbench.serving.tasks import Mode
+
+TASK_CHOICES = ["token_classification", "sequence_classification", "fill_mask"]
+DTYPE_CHOICES = ["auto", "float32", "float", "float16", "half", "bfloat16"]
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    model_name: str = "model"
+    model_dir: str | None = "/mnt/models"
+    model_id: str | None = None
+    task: str | None = None
+    lower_case: bool = True
+    add_special_tokens: bool = True
+    max_length: int | None = None
+    mode: Mode = Mode.DEFAULT
+    return_offsets_mapping: bool = False
+    dtype: str = "auto"
+    device: str = "auto"
+    host: str = "0.0.0.0"
+    http_port: int = 8080
+    max_batch_size: int = 32
+    max_batch_tokens: int = 8192
+    max_batch_delay_ms: float = 0.0
+    max_queue_size: int = 2048
+    max_request_bytes: int = 16 * 1024 * 1024
+    max_request_texts: int = 1024
+    log_level: str = "info"
+
+    @property
+    def model_source(self) -> str:
+        """What `from_pretrained` loads: the hub id when given, else the directory."""
+        return self.model_id or self.model_dir or "/mnt/models"
+
+    def replace(self, **changes) -> "ServeConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workbench serve",
+        description="Serve a Hugging Face encoder model over KServe V1 and the Open Inference Protocol (V2).",
+    )
+    model = parser.add_argument_group("model (KServe Hugging Face runtime flags)")
+    model.add_argument("--model_name", default="model", help="the name in URLs (default: model)")
+    model.add_argument("--model_dir", default=None, help="local model directory (default: /mnt/models)")
+    model.add_argument("--model_id", default=None, help="Hugging Face Hub id (downloads; needs network)")
+    model.add_argument("--task", choices=TASK_CHOICES, default=None,
+                       help="inferred from config.architectures when absent")
+    model.add_argument("--disable_lower_case", action="store_true",
+                       help="do not lowercase inputs (KServe lowercases by default, even for cased models)")
+    model.add_argument("--disable_special_tokens", action="store_true",
+                       help="tokenize without [CLS]/[SEP] (add_special_tokens=False)")
+    model.add_argument("--max_length", "--max_model_len", dest="max_length", type=int, default=None,
+                       help="truncation length (default: the model's max_position_embeddings)")
+    outputs = model.add_mutually_exclusive_group()
+    outputs.add_argument("--return_probabilities", action="store_true",
+                         help="softmax probabilities rounded to 4 places instead of ids")
+    outputs.add_argument("--return_raw_logits", "--return_logits", "--disable_postprocess",
+                         dest="return_raw_logits", action="store_true",
+                         help="raw logits (all three spellings accepted; KServe's runtime knows only the first)")
+    model.add_argument("--return_offsets_mapping", action="store_true",
+                       help="token classification: also return each token's character span")
+    model.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto",
+                       help="auto: float16 on CUDA, float32 on CPU")
+    model.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                       help="auto: CUDA when available, else CPU")
+    server = parser.add_argument_group("server")
+    server.add_argument("--http_port", type=int, default=8080)
+    server.add_argument("--host", default="0.0.0.0")
+    server.add_argument("--log_level", default="info", choices=["debug", "info", "warning", "error"])
+    batching = parser.add_argument_group("batching and limits")
+    batching.add_argument("--max_batch_size", type=int, default=32,
+                          help="most texts in one forward pass (1 disables batching across requests)")
+    batching.add_argument("--max_batch_tokens", type=int, default=8192,
+                          help="most padded tokens (texts x padded length) in one forward pass")
+    batching.add_argument("--max_batch_delay_ms", type=float, default=0.0,
+                          help="wait up to this long for more texts before a forward pass (default: none)")
+    batching.add_argument("--max_queue_size", type=int, default=2048,
+                          help="texts waiting for the model before new requests get 503")
+    batching.add_argument("--max_request_bytes", type=int, default=16 * 1024 * 1024,
+                          help="larger request bodies get 413")
+    batching.add_argument("--max_request_texts", type=int, default=1024,
+                          help="requests with more texts get 400")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> ServeConfig:
+    if args.return_raw_logits:
+        mode = Mode.LOGITS
+    elif args.return_probabilities:
+        mode = Mode.PROBABILITIES
+    else:
+        mode = Mode.DEFAULT
+    positive = {"max_batch_size": args.max_batch_size, "max_batch_tokens": args.max_batch_tokens,
+                "max_queue_size": args.max_queue_size, "max_request_texts": args.max_request_texts}
+    for name, value in positive.items():
+        if value < 1:
+            raise SystemExit(f"workbench serve: --{name} must be at least 1 (got {value})")
+    if args.max_length is not None and args.max_length < 2:
+        raise SystemExit(f"workbench serve: --max_length must be at least 2 (got {args.max_length})")
+    model_dir = args.model_dir
+    if model_dir is None and args.model_id is None:
+        model_dir = "/mnt/models"
+    return ServeConfig(
+        model_name=args.model_name,
+        model_dir=model_dir,
+        model_id=args.model_id,
+        task=args.task,
+        lower_case=not args.disable_lower_case,
+        add_special_tokens=not args.disable_special_tokens,
+        max_length=args.max_length,
+        mode=mode,
+        return_offsets_mapping=args.return_offsets_mapping,
+        dtype=args.dtype,
+        device=args.device,
+        host=args.host,
+        http_port=args.http_port,
+        max_batch_size=args.max_batch_size,
+        max_batch_tokens=args.max_batch_tokens,
+        max_batch_delay_ms=args.max_batch_delay_ms,
+        max_queue_size=args.max_queue_size,
+        max_request_bytes=args.max_request_bytes,
+        max_request_texts=args.max_request_texts,
+        log_level=args.log_level,
+    )
+
+
+def parse_serve_args(argv: list[str] | None) -> ServeConfig:
+    return config_from_args(build_parser().parse_args(argv))

@@ -1,0 +1,188 @@
+"""Continuous batching by token budget.
+
+Texts from concurrent requests wait in one queue. Whenever the model is free, the worker takes
+everything waiting, plans batches (pure function `plan_batches`: sorted by length, each within
+`max_batch_size` texts and `max_batch_tokens` padded tokens, lengths padded to a multiple of 8)
+and runs them one after another on the model thread. While the model runs one batch, the next
+one is prepared (padding, tensors, pinned memory) on another thread.
+
+Each text carries `span`, its request's longest tokenized length: the model output is sliced back
+to it, so a request gets exactly the shape (and padding positions) it would get alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from workbench.serving.errors import Overloaded
+
+
+def round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple if multiple > 1 else value
+
+
+def padded_length(longest: int, multiple: int = 8, cap: int | None = None) -> int:
+    """The length a batch is padded to: a multiple of `multiple`, but never past `cap` (the model's
+    maximum positions) and never below `longest`."""
+    length = round_up(longest, multiple)
+    if cap is not None:
+        length = min(length, max(cap, longest))
+    return length
+
+
+def plan_batches(spans: Sequence[int], max_batch_tokens: int, max_batch_size: int,
+                 multiple: int = 8, cap: int | None = None) -> list[list[int]]:
+    """Group text indices into batches, shortest first, each within both budgets.
+
+    A batch costs (number of texts) x (padded length). A single text longer than the token budget
+    still gets a batch of its own: the budget limits batching, never refuses a text.
+    """
+    order = sorted(range(len(spans)), key=lambda i: spans[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for index in order:
+        candidate = max(longest, spans[index])
+        cost = (len(current) + 1) * padded_length(candidate, multiple, cap)
+        if current and (len(current) >= max_batch_size or cost > max_batch_tokens):
+            batches.append(current)
+            current, candidate = [], spans[index]
+        current.append(index)
+        longest = candidate
+    if current:
+        batches.append(current)
+    return batches
+
+
+@dataclass
+class WorkItem:
+    """One text on its way to the model."""
+
+    payload: Any  # what the runner needs (the tokenized text)
+    span: int  # the request's longest tokenized length
+    future: asyncio.Future = field(default=None)  # type: ignore[assignment]
+
+
+@dataclass
+class BatchStats:
+    texts: int
+    padded_tokens: int
+    seconds: float
+
+
+class BatchQueue:
+    """One queue in front of the model; `submit` returns each text's output in order."""
+
+    def __init__(
+        self,
+        prepare: Callable[[list[WorkItem]], Any],
+        forward: Callable[[Any], list[Any]],
+        *,
+        max_batch_size: int,
+        max_batch_tokens: int,
+        max_delay_s: float = 0.0,
+        max_queue_size: int = 2048,
+        pad_multiple: int = 8,
+        max_positions: int | None = None,
+        on_batch: Callable[[BatchStats], None] | None = None,
+    ):
+        self._prepare = prepare
+        self._forward = forward
+        self.max_batch_size = max_batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.max_delay_s = max_delay_s
+        self.max_queue_size = max_queue_size
+        self.pad_multiple = pad_multiple
+        self.max_positions = max_positions
+        self._on_batch = on_batch
+        self._pending: list[WorkItem] = []
+        self._in_flight = 0
+        self._wakeup: asyncio.Event | None = None
+        self._worker: asyncio.Task | None = None
+        # The model runs on one thread of its own; batch preparation on another.
+        self._model_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="model")
+        self._prep_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="prepare")
+
+    @property
+    def depth(self) -> int:
+        """Texts waiting or in the model right now."""
+        return len(self._pending) + self._in_flight
+
+    def start(self) -> None:
+        self._wakeup = asyncio.Event()
+        self._worker = asyncio.get_running_loop().create_task(self._run(), name="batch-worker")
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            try:
+                await self._worker
+            except asyncio.CancelledError:
+                pass
+        self._model_thread.shutdown(wait=False, cancel_futures=True)
+        self._prep_thread.shutdown(wait=False, cancel_futures=True)
+
+    async def submit(self, payloads: Sequence[Any], span: int) -> list[Any]:
+        if self.depth + len(payloads) > self.max_queue_size:
+            raise Overloaded(
+                f"server is at capacity ({self.depth} texts queued, limit {self.max_queue_size}); retry later"
+            )
+        loop = asyncio.get_running_loop()
+        items = [WorkItem(payload, span, loop.create_future()) for payload in payloads]
+        self._pending.extend(items)
+        assert self._wakeup is not None, "BatchQueue.start() was not called"
+        self._wakeup.set()
+        return list(await asyncio.gather(*(item.future for item in items)))
+
+    def _take_pending(self) -> list[WorkItem]:
+        items = [item for item in self._pending if not item.future.done()]  # drop cancelled requests
+        self._pending = []
+        self._wakeup.clear()
+        return items
+
+    def _plan(self, items: list[WorkItem]) -> list[list[WorkItem]]:
+        plans = plan_batches([item.span for item in items], self.max_batch_tokens, self.max_batch_size,
+                             self.pad_multiple, self.max_positions)
+        return [[items[i] for i in plan] for plan in plans]
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wakeup.wait()
+            if self.max_delay_s > 0 and len(self._pending) < self.max_batch_size:
+                await asyncio.sleep(self.max_delay_s)
+            items = self._take_pending()
+            if not items:
+                continue
+            batches = self._plan(items)
+            self._in_flight += len(items)
+            try:
+                next_prepared = loop.run_in_executor(self._prep_thread, self._prepare, batches[0])
+                for position, batch in enumerate(batches):
+                    prepared_future = next_prepared
+                    if position + 1 < len(batches):
+                        next_prepared = loop.run_in_executor(self._prep_thread, self._prepare, batches[position + 1])
+                    started = time.perf_counter()
+                    try:
+                        prepared = await prepared_future
+                        outputs = await loop.run_in_executor(self._model_thread, self._forward, prepared)
+                    except Exception as exc:  # the model failed: fail this batch's requests, keep serving
+                        for item in batch:
+                            if not item.future.done():
+                                item.future.set_exception(exc)
+                    else:
+                        for item, output in zip(batch, outputs):
+                            if not item.future.done():
+                                item.future.set_result(output)
+                        if self._on_batch is not None:
+                            longest = max(item.span for item in batch)
+                            self._on_batch(BatchStats(
+                                len(batch), len(batch) * padded_length(longest, self.pad_multiple, self.max_positions),
+                                time.perf_counter() - started))
+                    self._in_flight -= len(batch)
+            except asyncio.CancelledError:
+                raise

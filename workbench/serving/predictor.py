@@ -1,0 +1,60 @@
+"""Texts in, per-text inferences out: tokenize off the event loop, queue for the model, postprocess.
+
+Shared by every protocol (V1, V2, and later the entity routes), so they all batch together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from workbench.serving import postprocess
+from workbench.serving.args import ServeConfig
+from workbench.serving.batching import BatchQueue
+from workbench.serving.errors import BadRequest
+from workbench.serving.runner import Encoded, EncoderRunner
+
+
+@dataclass
+class Prediction:
+    inferences: list  # one per text, KServe's shape
+    encoded: list[Encoded]
+    span: int  # the request's longest tokenized length (S)
+
+    def offset_mapping(self) -> list[list[list[int]]]:
+        """[B, S, 2] character spans, (0, 0) at special and padding positions, like the tokenizer's."""
+        rows = []
+        for enc in self.encoded:
+            spans = [list(o) for o in (enc.offsets or [])]
+            rows.append(spans + [[0, 0]] * (self.span - len(spans)))
+        return rows
+
+
+class Predictor:
+    def __init__(self, config: ServeConfig, runner: EncoderRunner, queue: BatchQueue):
+        self.config = config
+        self.runner = runner
+        self.queue = queue
+
+    @property
+    def task(self) -> str:
+        return self.runner.task  # type: ignore[return-value]
+
+    def check_count(self, texts: list[str]) -> None:
+        if len(texts) > self.config.max_request_texts:
+            raise BadRequest(f"request carries {len(texts)} texts; the limit is {self.config.max_request_texts} "
+                             f"per request (--max_request_texts)")
+
+    async def model_outputs(self, texts: list[str]) -> tuple[list, list[Encoded], int]:
+        """Raw per-text model outputs (tensors), sliced to the request's own longest length."""
+        self.check_count(texts)
+        encoded = await asyncio.to_thread(self.runner.tokenize, texts)
+        span = max(len(enc) for enc in encoded)
+        outputs = await self.queue.submit(encoded, span)
+        return outputs, encoded, span
+
+    async def predict(self, texts: list[str]) -> Prediction:
+        outputs, encoded, span = await self.model_outputs(texts)
+        inferences = await asyncio.to_thread(
+            postprocess.inferences_for, self.task, self.config.mode, outputs, self.runner.decode)
+        return Prediction(inferences, encoded, span)

@@ -1,0 +1,220 @@
+"""The model and its tokenizer on their device: load, tokenize, pad a batch, run a forward pass.
+
+Loading mirrors KServe's Hugging Face runtime (AutoTokenizer with `do_lower_case`, the task's
+AutoModel class, a fallback [PAD] token), so that the same model and flags give the same answers.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+
+from workbench.serving.args import ServeConfig
+from workbench.serving.batching import WorkItem, padded_length
+from workbench.serving.errors import BadRequest
+from workbench.serving.tasks import infer_task
+
+log = logging.getLogger("workbench.serve")
+
+DTYPES = {"float32": torch.float32, "float": torch.float32, "float16": torch.float16, "half": torch.float16,
+          "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class Encoded:
+    """One tokenized text."""
+
+    input_ids: list[int]
+    token_type_ids: list[int] | None
+    offsets: list[tuple[int, int]] | None = None
+    mask_positions: list[int] | None = None  # fill mask only
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass
+class PreparedBatch:
+    items: list[WorkItem]
+    tensors: dict[str, torch.Tensor]
+    length: int
+
+
+def pick_device(requested: str) -> torch.device:
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("workbench serve: --device cuda was asked for, but CUDA is not available")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
+    if requested == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    return DTYPES[requested]
+
+
+def tokenizer_is_cased(tokenizer) -> bool:
+    """True when the tokenizer keeps capitals (then lowercasing changes what the model sees)."""
+    return tokenizer.tokenize("Paris") != tokenizer.tokenize("paris")
+
+
+class EncoderRunner:
+    def __init__(self, config: ServeConfig):
+        self.config = config
+        self.task: str | None = config.task
+        self.tokenizer = None
+        self.model = None
+        self.device = pick_device(config.device)
+        self.dtype = pick_dtype(config.dtype, self.device)
+        self.max_length: int | None = None
+        self.max_positions: int | None = None
+        self.num_labels: int | None = None
+        self.id2label: dict[int, str] = {}
+
+    # -- loading ---------------------------------------------------------------------------------
+    def load(self) -> None:
+        from transformers import (AutoConfig, AutoModelForMaskedLM, AutoModelForSequenceClassification,
+                                  AutoModelForTokenClassification, AutoTokenizer)
+
+        source = self.config.model_source
+        model_config = AutoConfig.from_pretrained(source)
+        try:
+            inferred = infer_task(getattr(model_config, "architectures", None))
+        except ValueError as exc:
+            if self.task is None:
+                raise SystemExit(f"workbench serve: {exc}") from None
+            inferred = None
+        if self.task is None:
+            self.task = inferred
+        elif inferred is not None and inferred != self.task:
+            log.warning("the model's architecture says task %s but --task %s was given", inferred, self.task)
+
+        plain = AutoTokenizer.from_pretrained(source)
+        lower = self.config.lower_case
+        cased = tokenizer_is_cased(plain)
+        if lower and cased:
+            log.warning("the tokenizer of %s is cased but inputs are lowercased (KServe's default); pass "
+                        "--disable_lower_case to keep capitals, which cased NER models usually need", source)
+        if not lower and not cased:
+            log.warning("--disable_lower_case on an uncased tokenizer: capitalised words may become [UNK]")
+        self.tokenizer = AutoTokenizer.from_pretrained(source, do_lower_case=lower)
+        if not self.tokenizer.is_fast and self.config.return_offsets_mapping:
+            raise SystemExit("workbench serve: --return_offsets_mapping needs a fast tokenizer")
+
+        model_class = {"token_classification": AutoModelForTokenClassification,
+                       "sequence_classification": AutoModelForSequenceClassification,
+                       "fill_mask": AutoModelForMaskedLM}[self.task]
+        kwargs: dict[str, Any] = {"dtype": self.dtype}
+        try:
+            model = model_class.from_pretrained(source, attn_implementation="sdpa", **kwargs)
+        except (ValueError, ImportError):  # architectures without SDPA support
+            model = model_class.from_pretrained(source, **kwargs)
+        if self.tokenizer.pad_token is None:
+            log.warning("the tokenizer has no padding token; adding [PAD]")
+            self.tokenizer.add_special_tokens({"pad_token": "[PAD]"})
+            model.resize_token_embeddings(len(self.tokenizer))
+        self.tokenizer.padding_side = "right"
+        self.model = model.to(self.device).eval()
+
+        self.max_positions = getattr(model_config, "max_position_embeddings", None)
+        self.max_length = self.config.max_length or self.max_positions or self.tokenizer.model_max_length
+        if self.max_positions and self.max_length > self.max_positions:
+            raise SystemExit(f"workbench serve: --max_length {self.max_length} exceeds the model's "
+                             f"max_position_embeddings {self.max_positions}")
+        self.num_labels = getattr(model_config, "num_labels", None) if self.task != "fill_mask" else None
+        self.id2label = {int(k): v for k, v in (getattr(model_config, "id2label", None) or {}).items()}
+        self.input_names = [n for n in ("input_ids", "token_type_ids", "attention_mask")
+                            if n in self.tokenizer.model_input_names]
+        log.info("loaded %s: task %s, %s on %s, max_length %s", source, self.task, self.dtype, self.device,
+                 self.max_length)
+
+    def warm_up(self) -> None:
+        encoded = self.tokenize(["warm up " + (self.tokenizer.mask_token or "")])
+        item = WorkItem(encoded[0], len(encoded[0]))
+        self.forward(self.prepare([item]))
+
+    # -- tokenization (request threads) -------------------------------------------------------------
+    def tokenize(self, texts: Sequence[str]) -> list[Encoded]:
+        want_offsets = self.config.return_offsets_mapping and self.task == "token_classification"
+        batch = self.tokenizer(
+            list(texts),
+            add_special_tokens=self.config.add_special_tokens,
+            truncation=True,
+            max_length=self.max_length,
+            return_attention_mask=False,
+            return_offsets_mapping=want_offsets,
+        )
+        types = batch.get("token_type_ids") if "token_type_ids" in self.input_names else None
+        encoded = []
+        for i, ids in enumerate(batch["input_ids"]):
+            offsets = [tuple(o) for o in batch["offset_mapping"][i]] if want_offsets else None
+            encoded.append(Encoded(ids, types[i] if types is not None else None, offsets))
+        if self.task == "fill_mask":
+            mask_id = self.tokenizer.mask_token_id
+            for index, enc in enumerate(encoded):
+                enc.mask_positions = [p for p, t in enumerate(enc.input_ids) if t == mask_id]
+                if not enc.mask_positions:
+                    raise BadRequest(f"text {index} has no {self.tokenizer.mask_token} token "
+                                     f"(within the first {self.max_length} tokens); fill mask needs one")
+        return encoded
+
+    def decode(self, token_ids: list[int]) -> str:
+        return self.tokenizer.decode(token_ids)
+
+    # -- batches (prepare thread, then model thread) --------------------------------------------------
+    def prepare(self, items: list[WorkItem]) -> PreparedBatch:
+        length = padded_length(max(item.span for item in items), 8, self.max_positions)
+        n = len(items)
+        pad_id = self.tokenizer.pad_token_id
+        input_ids = torch.full((n, length), pad_id, dtype=torch.long)
+        attention = torch.zeros((n, length), dtype=torch.long)
+        types = torch.zeros((n, length), dtype=torch.long) if "token_type_ids" in self.input_names else None
+        for row, item in enumerate(items):
+            enc: Encoded = item.payload
+            size = len(enc)
+            input_ids[row, :size] = torch.tensor(enc.input_ids, dtype=torch.long)
+            attention[row, :size] = 1
+            if types is not None and enc.token_type_ids is not None:
+                types[row, :size] = torch.tensor(enc.token_type_ids, dtype=torch.long)
+        tensors = {"input_ids": input_ids, "attention_mask": attention}
+        if types is not None:
+            tensors["token_type_ids"] = types
+        if self.device.type == "cuda":
+            tensors = {k: v.pin_memory() for k, v in tensors.items()}
+        return PreparedBatch(items, tensors, length)
+
+    @torch.inference_mode()
+    def forward(self, batch: PreparedBatch) -> list[torch.Tensor]:
+        tensors = {k: v.to(self.device, non_blocking=True) for k, v in batch.tensors.items()}
+        logits = self.model(**tensors).logits
+        outputs: list[torch.Tensor] = []
+        if self.task == "token_classification":
+            for row, item in enumerate(batch.items):
+                outputs.append(logits[row, : item.span])
+        elif self.task == "sequence_classification":
+            outputs = list(logits)
+        else:
+            for row, item in enumerate(batch.items):
+                outputs.append(logits[row, item.payload.mask_positions])
+        if self.device.type == "cuda":
+            return [out.cpu() for out in outputs]
+        return [out.clone() for out in outputs]  # not views that would keep the whole batch alive
+
+    # -- metadata ---------------------------------------------------------------------------------
+    def output_metadata(self) -> list[dict]:
+        mode = self.config.mode.value
+        if self.task == "token_classification":
+            meta = [{"name": "output-0", "datatype": "INT64" if mode == "default" else "BYTES",
+                     "shape": [-1, 1, -1] if mode == "default" else [-1, -1]}]
+            if self.config.return_offsets_mapping:
+                meta.append({"name": "offset_mapping", "datatype": "INT64", "shape": [-1, -1, 2]})
+            return meta
+        if self.task == "sequence_classification":
+            return [{"name": "output-0", "datatype": "INT64" if mode == "default" else "BYTES", "shape": [-1]}]
+        if mode == "default":
+            return [{"name": "output-0", "datatype": "BYTES", "shape": [-1]}]
+        return [{"name": "output-0", "datatype": "BYTES", "shape": [-1, -1, self.model.config.vocab_size]}]

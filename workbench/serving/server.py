@@ -1,0 +1,49 @@
+"""`workbench serve`: parse KServe-style arguments, start the HTTP server, load the model.
+
+The HTTP server starts first and answers health checks (ready: 503) while the model loads, as a
+Kubernetes readiness probe expects; a model that fails to load ends the process with its reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from workbench.serving.args import parse_serve_args
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_serve_args(argv)
+    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if config.model_id is None and config.model_dir and not os.path.isdir(config.model_dir):
+        print(f"workbench serve: model directory {config.model_dir} does not exist", file=sys.stderr)
+        return 2
+
+    import uvicorn
+
+    from workbench.serving.app import ServerState, build_app
+
+    state = ServerState(config)
+    app = build_app(state)
+    server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.http_port,
+                                           log_level=config.log_level, access_log=False))
+
+    # A model that cannot load is fatal: stop the server so the process exits with an error.
+    import threading
+
+    def watch_load_failure():
+        while server.started is False and state.load_error is None:
+            threading.Event().wait(0.05)
+        while state.load_error is None and not state.ready:
+            threading.Event().wait(0.05)
+        if state.load_error is not None:
+            server.should_exit = True
+
+    threading.Thread(target=watch_load_failure, daemon=True).start()
+    server.run()
+    if state.load_error is not None:
+        print(f"workbench serve: the model failed to load: {state.load_error}", file=sys.stderr)
+        return 1
+    return 0

@@ -105,3 +105,16 @@ def test_bench_against_our_predictor(tiny_models, tmp_path, protocol):
     assert all(level["ok"] == 12 for level in report["levels"])
     assert "sub-word tokens" in report["token_count"]
     assert plot.exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("kserve") is None, reason="the kserve package (test extra) is absent")
+def test_bench_against_kserve_model_server(tiny_models, tmp_path):
+    model_dir = tiny_models("token_classification")
+    port = free_port()
+    command = [sys.executable, "-m", "workbench.reference_kserve", "--model_dir", model_dir,
+               "--model_name", "model", "--http_port", str(port)]
+    with served_command(command, port, timeout=120) as url:
+        code, report, plot = run_bench(url, tmp_path, protocol="v1")
+    assert code == 0, report["levels"]
+    check_report_structure(report, "v1")
+    assert all(level["ok"] == 12 for level in report["levels"])

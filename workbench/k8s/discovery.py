@@ -1,0 +1,227 @@
+"""Find a deployed InferenceService's endpoint: what the KServe docs do by hand with kubectl, in code.
+
+    SERVICE_HOSTNAME=$(kubectl get inferenceservice NAME -o jsonpath='{.status.url}' | cut -d / -f 3)
+    INGRESS_HOST=$(kubectl -n istio-system get service istio-ingressgateway \\
+        -o jsonpath='{.status.loadBalancer.ingress[0].ip}')
+    INGRESS_PORT=$(kubectl -n istio-system get service istio-ingressgateway \\
+        -o jsonpath='{.spec.ports[?(@.name=="http2")].port}')
+    curl -H "Host: ${SERVICE_HOSTNAME}" http://${INGRESS_HOST}:${INGRESS_PORT}/v1/models/MODEL:predict ...
+
+`resolve_isvc(name, namespace)` reads the InferenceService through the kubernetes client, waits until its
+Ready condition is True, and returns the ingress base URL, the Host header, the model name and protocol.
+Without a load balancer address it uses the http2 NodePort on a node's InternalIP; `ingress="host:port"`
+overrides the lookup (e.g. after `kubectl port-forward -n istio-system svc/istio-ingressgateway 8080:80`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+from urllib.parse import urlsplit
+
+from workbench.k8s import kube
+from workbench.k8s.manifests import PROTOCOL_ANNOTATION, container_args
+
+INGRESS_SERVICE = "istio-ingressgateway"
+INGRESS_NAMESPACE = "istio-system"
+INGRESS_PORT_NAME = "http2"
+DEFAULT_POLL_INTERVAL = 2.0
+
+
+class DiscoveryError(kube.KubeError):
+    """The endpoint could not be found; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ResolvedEndpoint:
+    base_url: str  # where to send requests, e.g. "http://1.2.3.4:80"
+    host_header: str | None  # e.g. "bert.default.example.com"; None when the URL needs none
+    model_name: str  # the name in /v1/models/NAME and /v2/models/NAME
+    protocol: str  # "v1" or "v2"
+    isvc_url: str | None  # status.url
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Host": self.host_header} if self.host_header else {}
+
+
+# ---- pure functions on the API's JSON ---------------------------------------------------------------
+
+def conditions(isvc: dict) -> list[dict]:
+    return list(((isvc.get("status") or {}).get("conditions")) or [])
+
+
+def is_ready(isvc: dict, min_generation: int | None = None) -> bool:
+    """Ready=True, and (after a replace) the controller has seen the generation we wrote."""
+    status = isvc.get("status") or {}
+    if min_generation is not None and status.get("observedGeneration") is not None:
+        if int(status["observedGeneration"]) < min_generation:
+            return False
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions(isvc))
+
+
+def describe_not_ready(isvc: dict, min_generation: int | None = None) -> str:
+    """Each condition that is not True, with its reason and message; or why there are none."""
+    status = isvc.get("status") or {}
+    parts = []
+    observed = status.get("observedGeneration")
+    if min_generation is not None and observed is not None and int(observed) < min_generation:
+        parts.append(f"the controller has not seen the new spec yet (observedGeneration {observed} "
+                     f"< generation {min_generation})")
+    for cond in conditions(isvc):
+        if cond.get("status") != "True":
+            detail = ": ".join(x for x in (cond.get("reason"), cond.get("message")) if x)
+            parts.append(f"{cond.get('type')}={cond.get('status')}" + (f" ({detail})" if detail else ""))
+    if not conditions(isvc):
+        parts.append("no status conditions yet (is the KServe controller running? "
+                     "`kubectl get pods -n kserve`)")
+    return "; ".join(parts) or "Ready condition not True"
+
+
+def model_name_of(isvc: dict) -> str:
+    """`--model_name` from the predictor's args (`--model_name=x` or `--model_name x`), else the isvc name."""
+    args = container_args(isvc)
+    for i, arg in enumerate(args):
+        if arg.startswith("--model_name="):
+            return arg.split("=", 1)[1]
+        if arg == "--model_name" and i + 1 < len(args):
+            return args[i + 1]
+    return isvc["metadata"]["name"]
+
+
+def protocol_of(isvc: dict) -> str:
+    """spec.predictor.model.protocolVersion; for custom containers our annotation; else v1 (KServe's default)."""
+    predictor = (isvc.get("spec") or {}).get("predictor") or {}
+    version = (predictor.get("model") or {}).get("protocolVersion")
+    if not version:
+        version = ((isvc.get("metadata") or {}).get("annotations") or {}).get(PROTOCOL_ANNOTATION)
+    version = (version or "v1").lower()
+    return "v2" if version.startswith("v2") or version == "grpc-v2" else "v1"
+
+
+def host_of(url: str | None) -> str | None:
+    """The host part of status.url: what the Host header must say (the docs' `cut -d / -f 3`)."""
+    if not url:
+        return None
+    return urlsplit(url).netloc or None
+
+
+def _url(host: str, port: int | str) -> str:
+    if ":" in host and not host.startswith("["):  # IPv6 literal
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def parse_ingress(text: str) -> str:
+    """'host:port', 'host' (port 80) or 'http://host:port' -> 'http://host:port'."""
+    text = text.strip().rstrip("/")
+    if "://" in text:
+        parts = urlsplit(text)
+        if not parts.hostname:
+            raise DiscoveryError(f"--ingress {text!r}: expected HOST:PORT")
+        return f"{parts.scheme}://{parts.netloc}"
+    host, sep, port = text.rpartition(":")
+    if not sep or "]" in port:
+        host, port = text, "80"
+    if not host or not port.isdigit():
+        raise DiscoveryError(f"--ingress {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
+    return _url(host.strip("[]"), port)
+
+
+def ingress_from_service(service: dict, nodes: list[dict]) -> str | None:
+    """The ingress base URL from the gateway Service (and nodes, for a NodePort), or None when it has none."""
+    spec = service.get("spec") or {}
+    ports = spec.get("ports") or []
+    http2 = next((p for p in ports if p.get("name") == INGRESS_PORT_NAME), None)
+    if http2 is None:
+        return None
+    ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    for entry in ingress:
+        host = entry.get("ip") or entry.get("hostname")
+        if host:
+            return _url(host, http2.get("port", 80))
+    if http2.get("nodePort"):
+        for node in nodes:
+            for address in (node.get("status") or {}).get("addresses") or []:
+                if address.get("type") == "InternalIP" and address.get("address"):
+                    return _url(address["address"], http2["nodePort"])
+    return None
+
+
+# ---- cluster calls ----------------------------------------------------------------------------------
+
+def find_ingress(api_client) -> str:
+    """The Istio ingress gateway's base URL, as the KServe docs find it."""
+    label = f"service {INGRESS_NAMESPACE}/{INGRESS_SERVICE}"
+    hint = ("pass --ingress HOST:PORT (e.g. run `kubectl port-forward -n istio-system "
+            "svc/istio-ingressgateway 8080:80` and pass --ingress 127.0.0.1:8080)")
+    try:
+        service = kube.get_service(api_client, INGRESS_SERVICE, INGRESS_NAMESPACE)
+    except kube.NotFoundError as exc:
+        raise DiscoveryError(f"no ingress address: {label} not found (is Istio installed, or does the cluster "
+                             f"use another ingress?); {hint}") from exc
+    nodes = []
+    spec = service.get("spec") or {}
+    if spec.get("type") in ("NodePort", "LoadBalancer") and not (
+            (service.get("status") or {}).get("loadBalancer") or {}).get("ingress"):
+        nodes = kube.list_nodes(api_client)
+    url = ingress_from_service(service, nodes)
+    if url is None:
+        ports = ", ".join(f"{p.get('name')}:{p.get('port')}" for p in spec.get("ports") or []) or "none"
+        raise DiscoveryError(
+            f"no ingress address: {label} (type {spec.get('type', '?')}, ports {ports}) has no load balancer "
+            f"address and no {INGRESS_PORT_NAME} NodePort reachable on a node InternalIP; {hint}")
+    return url
+
+
+def wait_until_ready(api_client, name: str, namespace: str, *, timeout: float = 300.0,
+                     poll_interval: float = DEFAULT_POLL_INTERVAL, min_generation: int | None = None,
+                     on_change: Callable[[float, str], None] | None = None) -> dict:
+    """Poll the InferenceService until Ready; return it. `on_change(elapsed, summary)` hears each new state."""
+    start = time.monotonic()
+    last = None
+    while True:
+        isvc = kube.get_isvc(api_client, name, namespace)
+        if is_ready(isvc, min_generation):
+            return isvc
+        summary = describe_not_ready(isvc, min_generation)
+        elapsed = time.monotonic() - start
+        if on_change and summary != last:
+            on_change(elapsed, summary)
+        last = summary
+        if elapsed >= timeout:
+            raise DiscoveryError(f"InferenceService {namespace}/{name} not Ready after {timeout:g}s: {summary}")
+        time.sleep(max(0.0, min(poll_interval, timeout - elapsed)))
+
+
+def endpoint_from_isvc(isvc: dict, base_url: str) -> ResolvedEndpoint:
+    url = (isvc.get("status") or {}).get("url")
+    return ResolvedEndpoint(base_url=base_url, host_header=host_of(url), model_name=model_name_of(isvc),
+                            protocol=protocol_of(isvc), isvc_url=url)
+
+
+def resolve_isvc(name: str, namespace: str = "default", *, ingress: str | None = None, timeout: float = 300.0,
+                 kube_config: str | None = None, context: str | None = None,
+                 poll_interval: float = DEFAULT_POLL_INTERVAL) -> ResolvedEndpoint:
+    """Where and how to reach InferenceService `namespace/name` once it is Ready.
+
+    Raises DiscoveryError for: no kubeconfig, InferenceService not found, not Ready within `timeout`
+    (naming each condition that is not True), no ingress address.
+    """
+    try:
+        base_url = parse_ingress(ingress) if ingress else None
+        api_client = kube.load_api_client(kube_config, context)
+        try:
+            isvc = wait_until_ready(api_client, name, namespace, timeout=timeout, poll_interval=poll_interval)
+            if (isvc.get("status") or {}).get("url") is None:
+                raise DiscoveryError(f"InferenceService {namespace}/{name} is Ready but has no status.url")
+            if base_url is None:
+                base_url = find_ingress(api_client)
+        finally:
+            api_client.close()
+    except DiscoveryError:
+        raise
+    except kube.KubeError as exc:
+        raise DiscoveryError(str(exc)) from exc
+    return endpoint_from_isvc(isvc, base_url)

@@ -1,0 +1,254 @@
+"""Options, targets and fixtures of the conformance suite.
+
+`pytest conformance --endpoint URL --model-name NAME --task TASK [--mode ...] [--protocol ...]` checks one
+endpoint; `pytest conformance` alone serves tiny models itself, one endpoint per (task, mode), and checks
+each against a local reference computation. See docs/conformance.md.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pytest
+
+from conformance import profiles, semantics
+from conformance.client import ConformanceClient
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+MARKERS = [
+    "clause(text): the protocol clause a conformance check enforces",
+    "protocol(name): a conformance check that needs protocol v1 or v2 (or 'both': both of them)",
+    "needs_task: a conformance check that needs to know the task (--task)",
+]
+
+
+def pytest_addoption(parser, pluginmanager):
+    group = parser.getgroup("conformance", "conformance suite (KServe V1 / Open Inference Protocol V2)")
+    group.addoption("--endpoint", default=None, help="base URL of the endpoint to check, e.g. http://host:8080 "
+                    "(default: serve tiny models locally, one endpoint per task and mode)")
+    group.addoption("--model-name", default="model", help="model name in URLs (default: model)")
+    group.addoption("--task", default=None, choices=semantics.TASKS, help="task the endpoint serves")
+    group.addoption("--protocol", default=None, choices=("v1", "v2", "both"), help="protocols to check (default: both)")
+    group.addoption("--host-header", default=None, help="Host header to send (e.g. NAME.NS.example.com for Istio)")
+    group.addoption("--mode", default=None, choices=semantics.MODES,
+                    help="output mode the server was started with: default (ids), probabilities "
+                         "(--return_probabilities) or logits (--return_raw_logits)")
+    group.addoption("--expect", default=None, metavar="FILE", help="golden expectation file (JSON) to compare outputs with")
+    group.addoption("--reference-model", default=None, metavar="DIR_OR_ID",
+                    help="compute expected outputs locally with transformers from this model")
+    group.addoption("--disable-lower-case", action="store_true", default=False,
+                    help="the endpoint runs with --disable_lower_case (reference computation keeps the case)")
+    group.addoption("--disable-special-tokens", action="store_true", default=False,
+                    help="the endpoint runs with --disable_special_tokens")
+    if not pluginmanager.hasplugin("timeout"):
+        # pytest-timeout owns --timeout when installed; then its value is also the HTTP timeout.
+        group.addoption("--timeout", default=None, type=float, help="HTTP timeout per request in seconds (default 30)")
+    group.addoption("--request-timeout", default=None, type=float, help="HTTP timeout per request in seconds (default 30)")
+    group.addoption("--profile", default="strict", choices=profiles.PROFILES,
+                    help="which known divergences to report as such instead of failing (default: strict)")
+    group.addoption("--conformance-report", default=None, metavar="PATH",
+                    help="write a JSON + Markdown report (PATH.json/PATH.md, or PATH and PATH-with-.md when PATH ends .json)")
+    group.addoption("--isvc", default=None, help="resolve the endpoint from this KServe InferenceService")
+    group.addoption("--namespace", default="default", help="namespace of --isvc (default: default)")
+    group.addoption("--ingress", default=None, metavar="HOST:PORT", help="ingress gateway address for --isvc")
+    group.addoption("--serve-with", default="builtin", choices=("builtin", "kserve"),
+                    help="without --endpoint: serve the tiny models with the built-in predictor (default) "
+                         "or with KServe's own ModelServer (workbench.reference_kserve)")
+
+
+def pytest_configure(config):
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
+    path = config.getoption("--conformance-report", default=None)
+    if path:
+        from conformance.report import ConformanceReport
+
+        config.pluginmanager.register(ConformanceReport(path, config), "conformance-report")
+
+
+# --- settings and target specs -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TargetSpec:
+    id: str
+    task: str | None
+    mode: str
+    protocols: tuple[str, ...]
+    endpoint: str | None = None  # None: serve a tiny model locally
+    host_header: str | None = None
+    model_name: str = "model"
+
+
+def request_timeout(config) -> float:
+    for name in ("--request-timeout", "--timeout"):
+        try:
+            value = config.getoption(name)
+        except ValueError:
+            continue
+        if value:
+            return float(value)
+    return 30.0
+
+
+def _protocols(value: str | None) -> tuple[str, ...]:
+    return ("v1", "v2") if value in (None, "both") else (value,)
+
+
+def target_specs(config) -> list[TargetSpec]:
+    cached = getattr(config, "_conformance_specs", None)
+    if cached is not None:
+        return cached
+    endpoint = config.getoption("--endpoint")
+    model_name = config.getoption("--model-name")
+    host_header = config.getoption("--host-header")
+    protocol = config.getoption("--protocol")
+    task = config.getoption("--task")
+    mode = config.getoption("--mode")
+    isvc = config.getoption("--isvc")
+    if isvc and not endpoint:
+        try:
+            from workbench.k8s.discovery import DiscoveryError, resolve_isvc
+        except ImportError as exc:
+            raise pytest.UsageError(f"--isvc needs workbench.k8s.discovery: {exc}") from None
+        try:
+            found = resolve_isvc(isvc, config.getoption("--namespace"), ingress=config.getoption("--ingress"),
+                                 timeout=request_timeout(config))
+        except DiscoveryError as exc:
+            raise pytest.UsageError(f"cannot resolve InferenceService {isvc!r}: {exc}") from None
+        endpoint = found.base_url
+        host_header = host_header or found.host_header
+        if model_name == "model" and getattr(found, "model_name", None):
+            model_name = found.model_name
+        protocol = protocol or getattr(found, "protocol", None)
+    if endpoint:
+        specs = [TargetSpec(f"{task or 'task-unknown'}-{mode or 'default'}", task, mode or "default",
+                            _protocols(protocol), endpoint.rstrip("/"), host_header, model_name)]
+    else:
+        tasks = [task] if task else list(semantics.TASKS)
+        modes = [mode] if mode else list(semantics.MODES)
+        specs = [TargetSpec(f"{t}-{m}", t, m, _protocols(protocol), model_name=model_name) for t in tasks for m in modes]
+    config._conformance_specs = specs
+    return specs
+
+
+def pytest_generate_tests(metafunc):
+    if "target" in metafunc.fixturenames:
+        specs = target_specs(metafunc.config)
+        metafunc.parametrize("target", specs, ids=[s.id for s in specs], indirect=True, scope="session")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip, before any server starts, checks whose protocol or task the target lacks."""
+    for item in items:
+        spec = getattr(getattr(item, "callspec", None), "params", {}).get("target")
+        if spec is None:
+            continue
+        marker = item.get_closest_marker("protocol")
+        proto = item.callspec.params.get("proto")  # checks parametrized over the protocol
+        if marker is not None or proto is not None:
+            wanted = proto or marker.args[0]
+            needed = ("v1", "v2") if wanted == "both" else (wanted,)
+            missing = [p for p in needed if p not in spec.protocols]
+            if missing:
+                item.add_marker(pytest.mark.skip(reason=f"protocol {'/'.join(missing)} not checked (--protocol)"))
+        if item.get_closest_marker("needs_task") is not None and spec.task is None:
+            item.add_marker(pytest.mark.skip(reason="needs --task to know what the outputs mean"))
+
+
+# --- fixtures ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def conformance_config(pytestconfig):
+    return pytestconfig
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """task -> a tiny model directory built once per session (offline runs only)."""
+    from workbench.tiny_models import build_tiny_model
+
+    built: dict[str, str] = {}
+
+    def get(task: str) -> str:
+        if task not in built:
+            built[task] = str(build_tiny_model(task, tmp_path_factory.mktemp(f"conformance-{task}")))
+        return built[task]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def reference_models(pytestconfig):
+    from conformance.reference import ReferenceModel
+
+    cache: dict[tuple, ReferenceModel] = {}
+
+    def get(source: str, task: str) -> ReferenceModel:
+        key = (source, task)
+        if key not in cache:
+            cache[key] = ReferenceModel(source, task,
+                                        lower_case=not pytestconfig.getoption("--disable-lower-case"),
+                                        add_special_tokens=not pytestconfig.getoption("--disable-special-tokens"))
+        return cache[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def target(request, pytestconfig, tiny_model_dir, reference_models):
+    from conformance.target import Target, serve_locally
+
+    spec: TargetSpec = request.param
+    timeout = request_timeout(pytestconfig)
+    profile = pytestconfig.getoption("--profile")
+    reference_source = pytestconfig.getoption("--reference-model")
+
+    def build(url: str, reference_dir: str | None) -> Target:
+        reference = reference_models(reference_dir, spec.task) if reference_dir and spec.task else None
+        built = Target(spec.id, url, spec.model_name, spec.task, spec.mode, spec.protocols, profile,
+                       host_header=spec.host_header, reference=reference)
+        built.http = ConformanceClient(url, host_header=spec.host_header, timeout=timeout)
+        return built
+
+    if spec.endpoint is not None:
+        built = build(spec.endpoint, reference_source)
+        yield built
+        built.http.close()
+        return
+    model_dir = tiny_model_dir(spec.task)
+    with serve_locally(pytestconfig.getoption("--serve-with"), model_dir, spec.model_name, spec.mode) as url:
+        built = build(url, reference_source or model_dir)
+        yield built
+        built.http.close()
+
+
+@pytest.fixture
+def exchanges(request):
+    """The HTTP exchanges of the running check (read by the report plugin)."""
+    recorded: list = []
+    request.node.conformance_exchanges = recorded
+    return recorded
+
+
+@pytest.fixture
+def client(target, exchanges):
+    return target.http.recording(exchanges)
+
+
+@pytest.fixture
+def profile(pytestconfig):
+    return pytestconfig.getoption("--profile")
+
+
+@pytest.fixture(scope="session")
+def expectations(pytestconfig):
+    """The golden cases of --expect (None without it)."""
+    path = pytestconfig.getoption("--expect")
+    if not path:
+        return None
+    from conformance.expectations import load_expectations
+
+    return load_expectations(path)

@@ -1,0 +1,128 @@
+"""What the suite checks (`Target`) and the requests it sends.
+
+A target is one endpoint serving one model in one task/mode. With `--endpoint` (or `--isvc`) there is
+one target; without, the suite serves tiny models itself, one target per (task, mode).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from conformance import semantics
+
+MODE_FLAGS = {"default": [], "probabilities": ["--return_probabilities"], "logits": ["--return_raw_logits"]}
+
+SAMPLE_TEXTS = [
+    "My name is Wolfgang and I live in Berlin",
+    "My name is Lisa and I live in Paris",
+    "Hello, my dog is cute",
+    "I am feeling sad",
+    "John works for a company based in New York",
+    "The minister visited London yesterday",
+]
+FILL_MASK_TEMPLATES = [
+    "The capital of France is {mask}.",
+    "The capital of {mask} is paris.",
+    "My name is {mask} and I live in Berlin",
+    "Hello, my {mask} is cute",
+    "The {mask} visited London yesterday",
+    "I am feeling {mask}",
+]
+
+
+@dataclass
+class Target:
+    id: str
+    base_url: str
+    model_name: str
+    task: str | None
+    mode: str
+    protocols: tuple[str, ...]
+    profile: str
+    host_header: str | None = None
+    reference: Any = None  # conformance.reference.ReferenceModel or None
+    mask_token: str = "[MASK]"
+    extra: dict = field(default_factory=dict)
+
+    def texts(self, count: int = 2, start: int = 0) -> list[str]:
+        if self.task == "fill_mask":
+            mask = self.reference.mask_token if self.reference is not None else self.mask_token
+            pool = [t.format(mask=mask) for t in FILL_MASK_TEMPLATES]
+        else:
+            pool = SAMPLE_TEXTS
+        return [pool[(start + i) % len(pool)] for i in range(count)]
+
+    # --- paths -------------------------------------------------------------------------------
+    @property
+    def v1_predict_path(self) -> str:
+        return f"/v1/models/{self.model_name}:predict"
+
+    @property
+    def v2_infer_path(self) -> str:
+        return f"/v2/models/{self.model_name}/infer"
+
+
+def v2_request(texts: list[str], request_id: str | None = None) -> dict:
+    body: dict[str, Any] = {"inputs": [{"name": "text", "shape": [len(texts)], "datatype": "BYTES", "data": list(texts)}]}
+    if request_id is not None:
+        body["id"] = request_id
+    return body
+
+
+def new_request_id() -> str:
+    return f"conformance-{uuid.uuid4().hex[:12]}"
+
+
+def predict_v1(client, target: Target, texts: list[str]) -> list:
+    """POST V1 predict and return canonical rows (fails with the rule broken)."""
+    response = client.post(target.v1_predict_path, json_body={"instances": list(texts)})
+    if response.status_code != 200:
+        raise semantics.Violation(f"V1 predict answered {response.status_code}: {response.text[:300]}")
+    body = response.json()
+    if not isinstance(body, dict) or "predictions" not in body:
+        raise semantics.Violation(f"V1 predict body has no 'predictions': {response.text[:300]}")
+    return semantics.v1_rows(target.task, target.mode, body["predictions"], len(texts))
+
+
+def infer_v2(client, target: Target, texts: list[str], request_id: str | None = None) -> tuple[dict, list]:
+    """POST V2 infer; return (body, canonical rows)."""
+    response = client.post(target.v2_infer_path, json_body=v2_request(texts, request_id))
+    if response.status_code != 200:
+        raise semantics.Violation(f"V2 infer answered {response.status_code}: {response.text[:300]}")
+    body = response.json()
+    tensor = semantics.find_output(body)
+    return body, semantics.v2_rows(target.task, target.mode, tensor, len(texts))
+
+
+def predict_rows(client, target: Target, texts: list[str], protocol: str) -> list:
+    if protocol == "v1":
+        return predict_v1(client, target, texts)
+    return infer_v2(client, target, texts)[1]
+
+
+# --- servers the suite starts itself -----------------------------------------------------------
+
+def server_command(server: str, model_dir: str | Path, model_name: str, mode: str, port: int) -> list[str]:
+    """The command that serves `model_dir` in `mode` on `port` with the built-in predictor or KServe's."""
+    flags = MODE_FLAGS[mode]
+    if server == "builtin":
+        return [sys.executable, "-m", "workbench", "serve", "--model_name", model_name, "--model_dir", str(model_dir),
+                "--http_port", str(port), "--host", "127.0.0.1", *flags]
+    if server == "kserve":
+        return [sys.executable, "-m", "workbench.reference_kserve", "--model_name", model_name,
+                "--model_dir", str(model_dir), "--http_port", str(port), *flags]
+    raise ValueError(f"unknown server {server!r}: builtin or kserve")
+
+
+@contextlib.contextmanager
+def serve_locally(server: str, model_dir: str | Path, model_name: str, mode: str, timeout: float = 120.0) -> Iterator[str]:
+    from workbench.testing import free_port, served_command
+
+    port = free_port()
+    with served_command(server_command(server, model_dir, model_name, mode, port), port, timeout=timeout) as url:
+        yield url

@@ -27,7 +27,7 @@ def test_ready_after_a_few_polls_gives_ingress_host_header_model_and_protocol(fa
 
     assert endpoint == discovery.ResolvedEndpoint(
         base_url="http://10.0.0.5:80", host_header="huggingface-bert.default.example.com", model_name="bert",
-        protocol="v2", isvc_url="http://huggingface-bert.default.example.com")
+        protocol="v2", isvc_url="http://huggingface-bert.default.example.com", task=None, mode="default")
     assert endpoint.headers == {"Host": "huggingface-bert.default.example.com"}
     assert fake_api.reads[path] == 4  # three not-ready reads, then Ready
     assert ("GET", "/api/v1/nodes") not in fake_api.requests  # a load balancer address needs no node
@@ -139,6 +139,16 @@ def test_parse_ingress(text, url):
 def test_parse_ingress_rejects_nonsense(text):
     with pytest.raises(DiscoveryError, match="expected HOST:PORT"):
         discovery.parse_ingress(text)
+
+
+@pytest.mark.parametrize("example, task, mode", [
+    ("bert-ner-probabilities", None, "probabilities"),
+    ("distilbert-sentiment-raw-logits", None, "logits"),
+    ("trained-ner-s3", "token_classification", "default"),
+])
+def test_task_and_mode_from_the_predictor_flags(example, task, mode):
+    endpoint = discovery.endpoint_from_isvc(example_isvc(example), "http://x:80")
+    assert (endpoint.task, endpoint.mode) == (task, mode)
 
 
 def test_model_name_from_separate_arg_or_the_isvc_name():

@@ -21,7 +21,7 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 from workbench.k8s import kube
-from workbench.k8s.manifests import PROTOCOL_ANNOTATION, container_args
+from workbench.k8s.manifests import PROTOCOL_ANNOTATION, container_args, flag_names, predictor_runtime
 
 INGRESS_SERVICE = "istio-ingressgateway"
 INGRESS_NAMESPACE = "istio-system"
@@ -40,6 +40,8 @@ class ResolvedEndpoint:
     model_name: str  # the name in /v1/models/NAME and /v2/models/NAME
     protocol: str  # "v1" or "v2"
     isvc_url: str | None  # status.url
+    task: str | None = None  # the predictor's --task, when it names one
+    mode: str = "default"  # "default", "probabilities" or "logits", from the predictor's flags
 
     @property
     def headers(self) -> dict[str, str]:
@@ -79,15 +81,31 @@ def describe_not_ready(isvc: dict, min_generation: int | None = None) -> str:
     return "; ".join(parts) or "Ready condition not True"
 
 
+def arg_value(args: list[str], flag: str) -> str | None:
+    """The value of `flag` in args written `--flag=value` or `--flag value` (the last one wins, as argparse)."""
+    value = None
+    for i, arg in enumerate(args):
+        if arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+        elif arg == flag and i + 1 < len(args):
+            value = args[i + 1]
+    return value
+
+
 def model_name_of(isvc: dict) -> str:
     """`--model_name` from the predictor's args (`--model_name=x` or `--model_name x`), else the isvc name."""
-    args = container_args(isvc)
-    for i, arg in enumerate(args):
-        if arg.startswith("--model_name="):
-            return arg.split("=", 1)[1]
-        if arg == "--model_name" and i + 1 < len(args):
-            return args[i + 1]
-    return isvc["metadata"]["name"]
+    return arg_value(container_args(isvc), "--model_name") or isvc["metadata"]["name"]
+
+
+def mode_of(isvc: dict) -> str:
+    """'probabilities', 'logits' (only --return_raw_logits works on KServe's runtime) or 'default'."""
+    flags = set(flag_names(container_args(isvc)))
+    if "--return_probabilities" in flags:
+        return "probabilities"
+    if "--return_raw_logits" in flags or (predictor_runtime(isvc) == "workbench"
+                                          and flags & {"--return_logits", "--disable_postprocess"}):
+        return "logits"
+    return "default"
 
 
 def protocol_of(isvc: dict) -> str:
@@ -198,7 +216,8 @@ def wait_until_ready(api_client, name: str, namespace: str, *, timeout: float = 
 def endpoint_from_isvc(isvc: dict, base_url: str) -> ResolvedEndpoint:
     url = (isvc.get("status") or {}).get("url")
     return ResolvedEndpoint(base_url=base_url, host_header=host_of(url), model_name=model_name_of(isvc),
-                            protocol=protocol_of(isvc), isvc_url=url)
+                            protocol=protocol_of(isvc), isvc_url=url,
+                            task=arg_value(container_args(isvc), "--task"), mode=mode_of(isvc))
 
 
 def resolve_isvc(name: str, namespace: str = "default", *, ingress: str | None = None, timeout: float = 300.0,

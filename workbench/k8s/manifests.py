@@ -376,8 +376,9 @@ def model_copy_pod(name: str, claim_name: str, namespace: str | None = None) -> 
 def container_args(manifest: dict) -> list[str]:
     """The predictor's args in an InferenceService (model-format or custom container)."""
     predictor = manifest.get("spec", {}).get("predictor", {})
-    if "model" in predictor:
-        return list(predictor["model"].get("args") or [])
+    for key in ("model", "huggingface"):  # `huggingface:` is the older framework-specific spelling
+        if key in predictor:
+            return list(predictor[key].get("args") or [])
     containers = predictor.get("containers") or []
     return list(containers[0].get("args") or []) if containers else []
 

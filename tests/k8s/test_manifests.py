@@ -223,3 +223,32 @@ def test_dockerfile_pins_the_project_torch_and_serves_on_8080():
     assert not re.search(r"^ENTRYPOINT", dockerfile, re.M), "the manifests pass `workbench serve ...` as args"
     ignored = (REPO / ".dockerignore").read_text().split()
     assert ".venv" in ignored and ".git" in ignored
+
+
+# ---- the workbench container's command, run for real ------------------------------------------------
+
+def test_workbench_container_args_start_the_real_predictor(tiny_models):
+    """The manifest's `workbench serve ...` args, with /mnt/models pointed at a tiny model and a free port,
+    start the real predictor; the readiness probe's path answers, and the model answers under its name."""
+    import sys
+
+    import httpx
+
+    from workbench.testing import free_port, served_command
+
+    doc = m.inference_service(m.PredictorOptions(
+        name="wb-ner", storage_uri="pvc://models/ner", model_name="ner", runtime="workbench", protocol="v2",
+        task="token_classification", output="probabilities", disable_lower_case=True))
+    container = doc["spec"]["predictor"]["containers"][0]
+    port = free_port()
+    local = {f"--model_dir={m.MODEL_DIR}": f"--model_dir={tiny_models('token_classification')}",
+             f"--http_port={m.HTTP_PORT}": f"--http_port={port}"}
+    args = [local.get(arg, arg) for arg in container["args"][len(m.WORKBENCH_COMMAND):]]
+    command = [sys.executable, "-m", "workbench", "serve", *args, "--host", "127.0.0.1"]
+    probe = container["readinessProbe"]["httpGet"]["path"]
+    with served_command(command, port, ready_path=probe, timeout=120) as url:
+        assert httpx.get(url + "/v2/models/ner/ready").status_code == 200
+        answer = httpx.post(url + "/v1/models/ner:predict", json={"instances": ["Wolfgang lives in Berlin"]})
+        assert answer.status_code == 200
+        first_token = answer.json()["predictions"][0][0]
+        assert isinstance(first_token, dict) and abs(sum(first_token.values()) - 1) < 1e-2  # probabilities

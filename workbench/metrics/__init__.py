@@ -1,0 +1,1 @@
+"""Local `evaluate` metric modules (loaded by path, so nothing is fetched from the Hub)."""

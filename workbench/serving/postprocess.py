@@ -10,8 +10,8 @@ Pure functions over CPU tensors. Each returns one inference per text of the requ
 | seq cls, default              | id                                                            |
 | seq cls, probabilities/logits | {label_id: value}                                             |
 | fill mask, default            | the argmax tokens at the mask positions, decoded              |
-| fill mask, probabilities      | per mask, V dicts {token_id: "p" (a 4-place string)}          |
-| fill mask, logits             | per mask, V dicts {token_id: logit}                           |
+| fill mask, probabilities      | per mask, a V-long list of {token_id: "p"} (4-place strings)  |
+| fill mask, logits             | per mask, a V-long list of {token_id: logit}                  |
 
 Softmax runs in the logits' own dtype, as KServe's does, so bf16/fp16 answers match it too.
 """
@@ -56,9 +56,10 @@ def fill_mask(logits: torch.Tensor, mode: Mode, decode: Callable[[list[int]], st
     """logits: [M, V] at the text's M mask positions."""
     if mode is Mode.DEFAULT:
         return decode(logits.argmax(dim=-1).tolist())
+    # KServe answers a V-long list of one-entry dicts per mask, not one V-entry dict.
     if mode is Mode.PROBABILITIES:
-        return [{j: f"{p:.4f}" for j, p in enumerate(row)} for row in torch.softmax(logits, dim=-1).tolist()]
-    return [_plain_dict(row) for row in logits.tolist()]
+        return [[{j: f"{p:.4f}"} for j, p in enumerate(row)] for row in torch.softmax(logits, dim=-1).tolist()]
+    return [[{j: v} for j, v in enumerate(row)] for row in logits.tolist()]
 
 
 def inferences_for(task: str, mode: Mode, outputs: Sequence[torch.Tensor],

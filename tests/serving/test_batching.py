@@ -1,0 +1,44 @@
+"""The batching policy is a pure function: budgets, sorting, padding to a multiple of 8."""
+
+from workbench.serving.batching import padded_length, plan_batches, round_up
+
+
+def test_round_up_to_multiple_of_eight():
+    assert [round_up(n, 8) for n in (1, 8, 9, 16, 17)] == [8, 8, 16, 16, 24]
+
+
+def test_padded_length_never_exceeds_the_model_positions():
+    assert padded_length(126, 8, cap=128) == 128
+    assert padded_length(127, 8, cap=130) == 128
+    assert padded_length(129, 8, cap=130) == 130  # capped, but never below the longest text
+    assert padded_length(5, 8, cap=None) == 8
+
+
+def test_every_text_is_planned_exactly_once():
+    spans = [5, 40, 7, 100, 12, 3, 64, 9]
+    batches = plan_batches(spans, max_batch_tokens=128, max_batch_size=3)
+    assert sorted(i for b in batches for i in b) == list(range(len(spans)))
+
+
+def test_batches_respect_size_and_token_budget():
+    spans = [10] * 10 + [60] * 4
+    batches = plan_batches(spans, max_batch_tokens=128, max_batch_size=4)
+    for batch in batches:
+        assert len(batch) <= 4
+        cost = len(batch) * padded_length(max(spans[i] for i in batch))
+        assert cost <= 128 or len(batch) == 1
+
+
+def test_batches_group_similar_lengths():
+    spans = [100, 3, 98, 4, 99, 5]
+    batches = plan_batches(spans, max_batch_tokens=10_000, max_batch_size=3)
+    assert [sorted(spans[i] for i in b) for b in batches] == [[3, 4, 5], [98, 99, 100]]
+
+
+def test_a_text_longer_than_the_budget_gets_a_batch_of_its_own():
+    batches = plan_batches([500, 10], max_batch_tokens=64, max_batch_size=8)
+    assert sorted(batches) == [[0], [1]]
+
+
+def test_batch_size_one_runs_every_text_alone():
+    assert plan_batches([3, 3, 3], max_batch_tokens=10_000, max_batch_size=1) == [[0], [1], [2]]

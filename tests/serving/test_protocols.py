@@ -1,0 +1,102 @@
+"""Request parsing and response building for V1 and V2 (pure functions)."""
+
+import struct
+
+import pytest
+
+from workbench.serving import protocol_v1, protocol_v2
+from workbench.serving.errors import BadRequest
+from workbench.serving.tasks import infer_task
+
+
+def test_v1_reads_instances_or_inputs_and_a_bare_string():
+    assert protocol_v1.parse_texts({"instances": ["a", "b"]}) == ["a", "b"]
+    assert protocol_v1.parse_texts({"inputs": ["a"]}) == ["a"]
+    assert protocol_v1.parse_texts({"instances": "one text"}) == ["one text"]
+
+
+@pytest.mark.parametrize("body, words", [
+    ({}, "needs 'instances'"),
+    ([], "JSON object"),
+    ({"instances": []}, "empty"),
+    ({"instances": [1, 2]}, "must be a string"),
+    ({"instances": {"a": 1}}, "list of strings"),
+])
+def test_v1_bad_bodies_say_what_is_wrong(body, words):
+    with pytest.raises(BadRequest, match=words):
+        protocol_v1.parse_texts(body)
+
+
+def tensor(data, shape=None, datatype="BYTES", **extra):
+    return {"inputs": [{"name": "text", "shape": [len(data)] if shape is None else shape,
+                        "datatype": datatype, "data": data, **extra}]}
+
+
+def test_v2_reads_texts_and_keeps_the_id():
+    request = protocol_v2.parse_request({**tensor(["a", "b"]), "id": "42"})
+    assert request.texts == ["a", "b"] and request.id == "42"
+
+
+def test_v2_accepts_a_single_text_with_empty_shape_and_nested_data():
+    assert protocol_v2.parse_request(tensor(["a"], shape=[])).texts == ["a"]
+    assert protocol_v2.parse_request(tensor([["a"], ["b"]], shape=[2, 1])).texts == ["a", "b"]
+
+
+def test_v2_generates_an_id_when_none_is_sent():
+    assert len(protocol_v2.parse_request(tensor(["a"])).id) == 36
+
+
+@pytest.mark.parametrize("body, words", [
+    ({}, "needs 'inputs'"),
+    ({"inputs": []}, "non-empty"),
+    (tensor(["a"], datatype="FP32"), "datatype 'BYTES'"),
+    (tensor(["a"], shape=[3]), r"3 elements\) but carries 1"),
+    (tensor([1.0]), "expected a string"),
+    (tensor([], shape=[0]), "empty"),
+    ({"inputs": [{"name": "t", "datatype": "BYTES", "data": ["a"]}]}, "missing 'shape'"),
+    ({**tensor(["a"]), "id": 5}, "'id' must be a string"),
+])
+def test_v2_bad_requests_say_what_is_wrong(body, words):
+    with pytest.raises(BadRequest, match=words):
+        protocol_v2.parse_request(body)
+
+
+def test_v2_binary_bytes_input():
+    raw = b"".join(struct.pack("<I", len(s)) + s for s in (b"hello", b"world!"))
+    body = {"inputs": [{"name": "t", "shape": [2], "datatype": "BYTES", "parameters": {"binary_data_size": len(raw)}}]}
+    assert protocol_v2.parse_request(body, raw).texts == ["hello", "world!"]
+    truncated = {"inputs": [{**body["inputs"][0], "parameters": {"binary_data_size": len(raw) - 1}}]}
+    with pytest.raises(BadRequest, match="runs past the end"):
+        protocol_v2.parse_request(truncated, raw[:-1])
+    with pytest.raises(BadRequest, match="does not fit"):
+        protocol_v2.parse_request(body, raw[:-1])
+    header, binary = protocol_v2.split_binary_body(b'{"x":1}' + raw, "7")
+    assert header == b'{"x":1}' and binary == raw
+
+
+def test_v2_tensors_follow_numpy_shapes_and_python_str_encoding():
+    assert protocol_v2.to_tensor("output-0", [[[0, 3, 0]], [[1, 0, 0]]]) == {
+        "name": "output-0", "shape": [2, 1, 3], "datatype": "INT64", "parameters": None, "data": [0, 3, 0, 1, 0, 0]}
+    out = protocol_v2.to_tensor("output-0", [{0: 0.0012, 1: 0.9988}])
+    assert out["shape"] == [1] and out["datatype"] == "BYTES" and out["data"] == ["{0: 0.0012, 1: 0.9988}"]
+    assert protocol_v2.to_tensor("output-0", ["paris", "france"])["shape"] == [2]
+
+
+def test_v2_ragged_outputs_are_a_clear_error():
+    with pytest.raises(BadRequest, match="different shapes"):
+        protocol_v2.to_tensor("output-0", [[[{0: "0.1"}]], [[{0: "0.1"}], [{0: "0.2"}]]])
+
+
+def test_v2_binary_output_encoding():
+    response = protocol_v2.build_response("m", "1", [protocol_v2.to_tensor("output-0", ["ab"])])
+    body, json_length = protocol_v2.encode_binary(response, {"*"})
+    assert body[json_length:] == struct.pack("<I", 2) + b"ab"
+    assert b'"binary_data_size":6' in body[:json_length]
+
+
+def test_task_is_inferred_from_the_architecture_suffix():
+    assert infer_task(["BertForTokenClassification"]) == "token_classification"
+    assert infer_task(["DistilBertForSequenceClassification"]) == "sequence_classification"
+    assert infer_task(["BertForMaskedLM"]) == "fill_mask"
+    with pytest.raises(ValueError, match="pass --task"):
+        infer_task(["BertModel"])

@@ -189,12 +189,12 @@ def main(argv: list[str] | None = None) -> int:
 
         results: dict[str, dict] = {}
         for kind in servers:
-            print(f"== {LABELS[kind]}")
+            print(f"== {LABELS[kind]}   [{uptime()}]")
             print(format_table_head(), flush=True)
             with start_server(kind, model_dir, "model", args.device) as url:
                 results[kind] = measure(url, "model", args.protocol, concurrencies, requests=args.requests,
                                         texts_file=args.texts, batch=args.batch, warmup=args.warmup,
-                                        progress=not args.no_progress,
+                                        tokenizer_dir=model_dir, progress=not args.no_progress,
                                         on_level=lambda level: print(format_level(level), flush=True))
             print()
 

@@ -1,0 +1,34 @@
+"""The printed table, JSON and PNG from a hand-made report."""
+
+from __future__ import annotations
+
+import json
+
+from workbench.bench.report import format_report, write_json, write_plot
+from workbench.bench.stats import RequestRecord, summarize_level
+
+
+def make_report() -> dict:
+    good = summarize_level(1, [RequestRecord(0.02, 1, 12)] * 4, elapsed_s=0.1)
+    failing = summarize_level(8, [RequestRecord(0.01, 1, 12, error="HTTP 503")] * 3, elapsed_s=0.1)
+    return {"endpoint": "http://x", "model_name": "m", "protocol": "v1", "batch": 1, "requests": 4,
+            "duration_s": None, "warmup": 0, "texts": {"source": "built-in sample", "count": 32},
+            "token_count": "words and punctuation (counted client side)", "load_average": [0.5, 0.4, 0.3],
+            "levels": [good, failing]}
+
+
+def test_table_shows_each_level_and_errors_by_cause():
+    text = format_report(make_report())
+    lines = text.splitlines()
+    assert "protocol v1" in lines[0] and "load average at start: 0.50 0.40 0.30" in text
+    row_1 = next(line for line in lines if line.split()[0] == "1")
+    assert "40.0" in row_1 and "20.0" in row_1 and "4/4" in row_1
+    row_8 = next(line for line in lines if line.split()[0] == "8")
+    assert "HTTP 503 x3" in row_8 and "0/3" in row_8 and " - " in row_8
+
+
+def test_json_and_plot_written(tmp_path):
+    report = make_report()
+    assert json.loads(write_json(report, tmp_path / "a" / "r.json").read_text()) == report
+    plot = write_plot(report, tmp_path / "b" / "p.png")  # a level without latency must not break the plot
+    assert plot.read_bytes()[:4] == b"\x89PNG"

@@ -21,9 +21,10 @@ def test_table_shows_each_level_and_errors_by_cause():
     text = format_report(make_report())
     lines = text.splitlines()
     assert "protocol v1" in lines[0] and "load average at start: 0.50 0.40 0.30" in text
-    row_1 = next(line for line in lines if line.split()[:1] == ["1"])
+    table = text.split("\n\n")[1].splitlines()
+    row_1 = next(line for line in table if line.split()[:1] == ["1"])
     assert "40.0" in row_1 and "20.0" in row_1 and "4/4" in row_1
-    row_8 = next(line for line in lines if line.split()[:1] == ["8"])
+    row_8 = next(line for line in table if line.split()[:1] == ["8"])
     assert "HTTP 503 x3" in row_8 and "0/3" in row_8 and " - " in row_8
 
 

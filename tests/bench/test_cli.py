@@ -20,9 +20,10 @@ from workbench.testing import free_port, served, served_command
 FAKE_SERVER = Path(__file__).with_name("fake_server.py")
 
 
-def fake_server(mode: str):
+def fake_server(mode: str, *extra: str):
     port = free_port()
-    return served_command([sys.executable, str(FAKE_SERVER), "--port", str(port), "--mode", mode], port, timeout=60)
+    return served_command([sys.executable, str(FAKE_SERVER), "--port", str(port), "--mode", mode, *extra], port,
+                          timeout=60)
 
 
 def run_bench(url: str, tmp_path: Path, *extra: str, protocol: str = "v2") -> tuple[int, dict, Path]:
@@ -76,6 +77,14 @@ def test_answers_that_are_not_predictions_are_errors(tmp_path):
         code, report, _ = run_bench(url, tmp_path)
     assert code == 1
     assert report["levels"][0]["errors"] == {"invalid response": 12}
+
+
+def test_host_header_reaches_the_server(tmp_path):
+    with fake_server("ok", "--require-host", "ner.default.example.com") as url:
+        code, report, _ = run_bench(url, tmp_path, "--host-header", "ner.default.example.com")
+        assert code == 0 and report["levels"][0]["ok"] == 12
+        code, report, _ = run_bench(url, tmp_path)
+        assert code == 1 and report["levels"][0]["errors"] == {"HTTP 404": 12}
 
 
 def test_unreachable_endpoint_counts_connection_errors(tmp_path):

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from workbench.serving.errors import Overloaded
+from workbench.serving.errors import BadRequest, Overloaded
 
 
 def round_up(value: int, multiple: int) -> int:
@@ -127,6 +127,9 @@ class BatchQueue:
         self._prep_thread.shutdown(wait=False, cancel_futures=True)
 
     async def submit(self, payloads: Sequence[Any], span: int) -> list[Any]:
+        if len(payloads) > self.max_queue_size:  # could never fit: not worth a retry
+            raise BadRequest(f"request carries {len(payloads)} texts but the queue holds at most "
+                             f"{self.max_queue_size} (--max_queue_size)")
         if self.depth + len(payloads) > self.max_queue_size:
             raise Overloaded(
                 f"server is at capacity ({self.depth} texts queued, limit {self.max_queue_size}); retry later"

@@ -328,7 +328,10 @@ def run(args) -> dict:
     collator = make_collator(tokenizer, pad_multiple)
     train_sampler = LengthGroupedBatchSampler(train_data.lengths(), args.per_device_train_batch_size,
                                               seed=args.seed, group_by_length=not args.no_group_by_length)
-    train_dataloader = DataLoader(train_data, batch_sampler=train_sampler, collate_fn=collator)
+    # The loader's own generator: creating an epoch's iterator then draws nothing from the global
+    # RNG, so a resumed run's dropout masks continue exactly where the checkpointed run's stopped.
+    train_dataloader = DataLoader(train_data, batch_sampler=train_sampler, collate_fn=collator,
+                                  generator=torch.Generator().manual_seed(args.seed))
     eval_dataloader = DataLoader(eval_data, collate_fn=collator,
                                  batch_sampler=SortedBatchSampler(eval_data.lengths(), args.per_device_eval_batch_size))
     optimizer = make_optimizer(model, args.learning_rate, args.weight_decay)

@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from workbench import __version__
-from workbench.serving import protocol_v1, protocol_v2
+from workbench.serving import entities, protocol_v1, protocol_v2
 from workbench.serving.args import ServeConfig
 from workbench.serving.batching import BatchQueue
 from workbench.serving.errors import BadRequest, ModelNotFound, NotReady, PayloadTooLarge, RequestError
@@ -157,6 +157,11 @@ def build_app(state: ServerState, load_in_background: bool = True) -> Starlette:
         predictor = state.check_model(request.path_params["name"])
         body = parse_json(await state.read_body(request))
         texts = protocol_v1.parse_texts(body)
+        if entities.wants_entities(body.get("parameters")):
+            params = entities.parse_parameters(body["parameters"], strict=False)
+            found = await predictor.entities(texts, params)
+            payload = protocol_v1.build_entity_response(found.entities, params.aggregation_strategy, found.truncated)
+            return Response(await asyncio.to_thread(dump_json, payload), media_type="application/json")
         prediction = await predictor.predict(texts)
         offsets = prediction.offset_mapping() if state.runner.config.return_offsets_mapping and \
             predictor.task == "token_classification" else None
@@ -199,12 +204,32 @@ def build_app(state: ServerState, load_in_background: bool = True) -> Starlette:
         state.check_model(name)
         return json_response({"name": name, "ready": True})
 
+    async def v2_entities(predictor: Predictor, parsed: protocol_v2.V2Request) -> Response:
+        """V2 with parameters.aggregation_strategy: output-0 holds one JSON entity list per text."""
+        params = entities.parse_parameters(parsed.parameters, strict=False)
+        found = await predictor.entities(parsed.texts, params)
+
+        def render() -> tuple[bytes, int | None]:
+            outputs = [protocol_v2.entity_output("output-0", found.entities, params.aggregation_strategy)]
+            outputs = protocol_v2.select_outputs(outputs, parsed.requested_outputs)
+            response = protocol_v2.build_response(config.model_name, parsed.id, outputs,
+                                                  protocol_v2.truncation_parameters(found.truncated))
+            return protocol_v2.encode_binary(response, parsed.binary_outputs) or (dump_json(response), None)
+
+        body, header_length = await asyncio.to_thread(render)
+        if header_length is None:
+            return Response(body, media_type="application/json")
+        return Response(body, media_type="application/octet-stream",
+                        headers={"Inference-Header-Content-Length": str(header_length)})
+
     @handle("v2_infer")
     async def v2_infer(request: Request) -> Response:
         predictor = state.check_model(request.path_params["name"])
         raw = await state.read_body(request)
         header, binary = protocol_v2.split_binary_body(raw, request.headers.get(protocol_v2.BINARY_HEADER))
         parsed = protocol_v2.parse_request(parse_json(header), binary)
+        if entities.wants_entities(parsed.parameters):
+            return await v2_entities(predictor, parsed)
         prediction = await predictor.predict(parsed.texts)
 
         def render() -> tuple[bytes, int | None]:
@@ -226,6 +251,17 @@ def build_app(state: ServerState, load_in_background: bool = True) -> Starlette:
             return Response(body, media_type="application/json")
         return Response(body, media_type="application/octet-stream",
                         headers={"Inference-Header-Content-Length": str(header_length)})
+
+    # -- Hugging Face Inference API (token classification) ---------------------------------------------
+    @handle("hf_entities")
+    async def hf_entities(request: Request) -> Response:
+        predictor = state.check_model(request.path_params["name"])
+        texts, single, params = entities.parse_hf_request(parse_json(await state.read_body(request)))
+        found = await predictor.entities(texts, params)
+        payload = found.entities[0] if single else found.entities
+        body = await asyncio.to_thread(dump_json, payload)
+        return Response(body, media_type="application/json",
+                        headers={"X-Workbench-Truncated": ",".join("true" if t else "false" for t in found.truncated)})
 
     # -- misc ----------------------------------------------------------------------------------------
     @handle("root")
@@ -249,6 +285,7 @@ def build_app(state: ServerState, load_in_background: bool = True) -> Starlette:
         Route("/v2/models/{name}", v2_model_metadata, methods=["GET"]),
         Route("/v2/models/{name}/ready", v2_model_ready, methods=["GET"]),
         Route("/v2/models/{name}/infer", v2_infer, methods=["POST"]),
+        Route("/models/{name}", hf_entities, methods=["POST"]),
     ]
 
     async def http_error(request: Request, exc: HTTPException) -> Response:

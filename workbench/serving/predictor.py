@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from workbench.serving import postprocess
 from workbench.serving.args import ServeConfig
 from workbench.serving.batching import BatchQueue
+from workbench.serving.entities import EntityParams, EntityResult, EntityService
 from workbench.serving.errors import BadRequest
 from workbench.serving.runner import Encoded, EncoderRunner
 
@@ -35,6 +36,7 @@ class Predictor:
         self.config = config
         self.runner = runner
         self.queue = queue
+        self.entity_service = EntityService(runner, queue)
 
     @property
     def task(self) -> str:
@@ -58,3 +60,8 @@ class Predictor:
         inferences = await asyncio.to_thread(
             postprocess.inferences_for, self.task, self.config.mode, outputs, self.runner.decode)
         return Prediction(inferences, encoded, span)
+
+    async def entities(self, texts: list[str], params: EntityParams) -> EntityResult:
+        """Entities per text (the Hugging Face Inference API's answer), through the same queue."""
+        self.check_count(texts)
+        return await self.entity_service.predict(texts, params)

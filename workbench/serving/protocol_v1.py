@@ -38,3 +38,10 @@ def build_response(inferences: list, offset_mapping: list | None = None) -> dict
     if offset_mapping is not None:
         response["offset_mapping"] = offset_mapping
     return response
+
+
+def build_entity_response(entities: list[list[dict]], strategy: str, truncated: list[bool]) -> dict:
+    """The V1 answer to a request with `parameters.aggregation_strategy`: one entity list per text, and
+    per text whether it was cut off at the model's maximum length (never silently)."""
+    return {"predictions": entities,
+            "parameters": {"aggregation_strategy": strategy, "truncated": list(truncated)}}

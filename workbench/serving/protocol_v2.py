@@ -224,3 +224,20 @@ def encode_binary(response: dict, binary_names: set[str]) -> tuple[bytes, int] |
 
     header = orjson.dumps(response)
     return header + b"".join(chunks), len(header)
+
+
+def entity_output(name: str, entities: list[list[dict]], strategy: str) -> dict:
+    """Entities as a V2 output: BYTES of shape [B], each element that text's entity list as JSON."""
+    import json
+
+    return {"name": name, "shape": [len(entities)], "datatype": "BYTES",
+            "parameters": {"content_type": "application/json", "aggregation_strategy": strategy},
+            "data": [json.dumps(row, ensure_ascii=False) for row in entities]}
+
+
+def truncation_parameters(truncated: list[bool]) -> dict:
+    """Response parameters saying which texts were cut off (V2 parameter values are scalars, so the
+    indices travel as a JSON string)."""
+    import json
+
+    return {"truncated": any(truncated), "truncated_indices": json.dumps([i for i, t in enumerate(truncated) if t])}

@@ -31,6 +31,7 @@ class Encoded:
     token_type_ids: list[int] | None
     offsets: list[tuple[int, int]] | None = None
     mask_positions: list[int] | None = None  # fill mask only
+    special_tokens_mask: list[int] | None = None  # entity requests only
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -161,6 +162,48 @@ class EncoderRunner:
                     raise BadRequest(f"text {index} has no {self.tokenizer.mask_token} token "
                                      f"(within the first {self.max_length} tokens); fill mask needs one")
         return encoded
+
+    def tokenize_windows(self, texts: Sequence[str], stride: int | None) -> tuple[list[Encoded], list[int], list[bool]]:
+        """Entity requests: each text as windows of at most max_length tokens, with offsets and the
+        special tokens mask. With `stride`, every window (overlapping by `stride` tokens, as the
+        token-classification pipeline splits long texts); without, only the first.
+        Returns (windows, the text index of each window, whether each text was cut off)."""
+        fast = self.tokenizer.is_fast
+        batch = self.tokenizer(
+            list(texts),
+            add_special_tokens=self.config.add_special_tokens,
+            truncation=True,
+            max_length=self.max_length,
+            return_attention_mask=False,
+            return_offsets_mapping=fast,
+            return_special_tokens_mask=True,
+            return_overflowing_tokens=fast,
+            stride=stride or 0,
+        )
+        if fast:
+            sample_map = list(batch["overflow_to_sample_mapping"])
+        else:  # slow tokenizers: one window per text; cut off when the full text is longer
+            sample_map = list(range(len(texts)))
+        types = batch.get("token_type_ids") if "token_type_ids" in self.input_names else None
+        windows: list[Encoded] = []
+        owners: list[int] = []
+        counts = [0] * len(texts)
+        for row, ids in enumerate(batch["input_ids"]):
+            owner = sample_map[row]
+            counts[owner] += 1
+            if stride is None and counts[owner] > 1:
+                continue
+            windows.append(Encoded(ids, types[row] if types is not None else None,
+                                   [tuple(o) for o in batch["offset_mapping"][row]] if fast else None,
+                                   special_tokens_mask=batch["special_tokens_mask"][row]))
+            owners.append(owner)
+        if fast:
+            truncated = [stride is None and count > 1 for count in counts]
+        else:
+            full = self.tokenizer(list(texts), add_special_tokens=self.config.add_special_tokens,
+                                  return_attention_mask=False)["input_ids"]
+            truncated = [len(ids) > self.max_length for ids in full]
+        return windows, owners, truncated
 
     def decode(self, token_ids: list[int]) -> str:
         return self.tokenizer.decode(token_ids)

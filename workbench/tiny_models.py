@@ -146,7 +146,13 @@ def build_tiny_model(
     else:
         raise ValueError(f"unknown task {task!r}: expected token_classification, sequence_classification or fill_mask")
     model.eval()
-    model.save_pretrained(directory)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a 200 kB model needs no "Writing model shards" bar
+    try:
+        model.save_pretrained(directory)
+    finally:
+        hf_logging.enable_progress_bar()
     tokenizer.save_pretrained(directory)
     return directory
 

@@ -115,7 +115,7 @@ def target_specs(config) -> list[TargetSpec]:
             raise pytest.UsageError(f"--isvc needs workbench.k8s.discovery: {exc}") from None
         try:
             found = resolve_isvc(isvc, config.getoption("--namespace"), ingress=config.getoption("--ingress"),
-                                 timeout=request_timeout(config))
+                                 timeout=max(300.0, request_timeout(config)))
         except DiscoveryError as exc:
             raise pytest.UsageError(f"cannot resolve InferenceService {isvc!r}: {exc}") from None
         endpoint = found.base_url

@@ -109,16 +109,28 @@ def load_expectations(path: str | Path) -> list[Case]:
     return cases
 
 
-def select_cases(cases: list[Case], model_name: str, mode: str, task: str | None = None) -> tuple[list[Case], str]:
+def flags_agree(case: Case, lower_case: bool, special_tokens: bool) -> bool:
+    """A case recorded with --disable_lower_case / --disable_special_tokens applies only to such an endpoint."""
+    return (("--disable_lower_case" in case.flags) == (not lower_case)
+            and ("--disable_special_tokens" in case.flags) == (not special_tokens))
+
+
+def select_cases(cases: list[Case], model_name: str, mode: str, task: str | None = None, *,
+                 lower_case: bool = True, special_tokens: bool = True) -> tuple[list[Case], str]:
     """The cases for this endpoint, and a sentence saying why the others were left out."""
     by_model = [c for c in cases if c.applies_to(model_name)]
     if not by_model:
         models = sorted({c.model for c in cases})
         return [], f"no case for model name {model_name!r} (cases cover {models}; match by --model-name or 'model_names')"
-    selected = [c for c in by_model if c.mode == mode and (task is None or c.task == task)]
-    if not selected:
+    by_mode = [c for c in by_model if c.mode == mode and (task is None or c.task == task)]
+    if not by_mode:
         return [], (f"{len(by_model)} case(s) for {model_name!r}, none for mode {mode!r}"
                     + (f" and task {task!r}" if task else "") + f" (modes: {sorted({c.mode for c in by_model})})")
+    selected = [c for c in by_mode if flags_agree(c, lower_case, special_tokens)]
+    if not selected:
+        return [], (f"{len(by_mode)} case(s) for {model_name!r} in mode {mode!r}, none recorded with this endpoint's "
+                    f"case/special-token flags (cases: {[c.flags for c in by_mode]}; see --disable-lower-case, "
+                    "--disable-special-tokens)")
     return selected, ""
 
 

@@ -14,11 +14,13 @@ pytestmark = needs_task
 
 @clause("Golden cases (--expect): the endpoint answers each case of its model and mode as recorded")
 @pytest.mark.parametrize("proto", ["v1", "v2"])
-def test_outputs_match_golden_expectations(client, target, expectations, proto):
+def test_outputs_match_golden_expectations(client, target, expectations, proto, pytestconfig):
     """Each golden case for this model and mode gets the recorded answer."""
     if expectations is None:
         pytest.skip("no --expect file")
-    cases, why = select_cases(expectations, target.model_name, target.mode, target.task)
+    cases, why = select_cases(expectations, target.model_name, target.mode, target.task,
+                              lower_case=not pytestconfig.getoption("--disable-lower-case"),
+                              special_tokens=not pytestconfig.getoption("--disable-special-tokens"))
     if not cases:
         pytest.skip(why)
     problems: list[str] = []

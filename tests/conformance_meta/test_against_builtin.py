@@ -1,0 +1,37 @@
+"""The suite passes against the built-in predictor in every task and mode (strict profile).
+
+`pytest conformance` with no endpoint is the complete offline run: it builds tiny models, serves each
+(task, mode) with `workbench serve` and checks it, differentially against the tiny model itself.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conformance.semantics import MODES, TASKS
+from tests.conformance_meta.suite_runner import REPO_ROOT, run_suite
+
+
+def test_offline_run_passes_every_task_and_mode(tmp_path):
+    run = run_suite(tmp_path / "builtin.json")
+    assert run.report["summary"]["failed"] == 0, run.describe()
+    assert run.report["summary"]["known_divergences"] == 0, run.describe()
+    assert run.returncode == 0, run.describe()
+    targets = {c["target"] for c in run.report["checks"]}
+    assert targets == {f"{task}-{mode}" for task in TASKS for mode in MODES}
+    for target in targets:
+        passed = {c["id"] for c in run.report["checks"] if c["target"] == target and c["outcome"] == "pass"}
+        assert {"outputs_match_reference_model[v1]", "outputs_match_reference_model[v2]",
+                "v1_and_v2_give_same_predictions", "v2_infer_element_count_matches_shape",
+                "concurrent_requests_get_their_own_answers"} <= passed, (target, sorted(passed))
+    print(f"\noffline run, 9 targets: {run.report['summary']} in {run.wall_s:.0f} s wall")
+
+
+def test_workbench_conformance_runs_the_installed_suite():
+    """`workbench conformance` collects the same checks (collect-only: no server is started)."""
+    completed = subprocess.run([sys.executable, "-m", "workbench", "conformance", "--collect-only", "-q",
+                                "--task", "sequence_classification", "--mode", "probabilities"],
+                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
+    assert "test_v2_infer_echoes_request_id[sequence_classification-probabilities]" in completed.stdout

@@ -201,6 +201,14 @@ def load_model_and_tokenizer(model_path: str, labels: list[str], ignore_mismatch
     return model, tokenizer, warning
 
 
+def effective_max_length(requested: int, config, tokenizer) -> int:
+    """`--max_length`, capped by what the model's position embeddings and tokenizer allow."""
+    limits = [requested, getattr(config, "max_position_embeddings", requested)]
+    if 0 < getattr(tokenizer, "model_max_length", 0) < 1_000_000:
+        limits.append(tokenizer.model_max_length)
+    return min(limits)
+
+
 def optimizer_groups(model, weight_decay: float) -> list[dict]:
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "LayerNorm.bias")
     decay, plain = [], []
@@ -307,19 +315,22 @@ def run(args) -> dict:
         accelerator.print(warning)
 
     continuation = continuation_ids(labels)
+    max_length = effective_max_length(args.max_length, model.config, tokenizer)
+    if max_length < args.max_length:
+        accelerator.print(f"--max_length {args.max_length} is more than the model takes: using {max_length}")
     with accelerator.main_process_first():
         train_data, train_report = encode_sentences(
             splits["train"], tokenizer, label2id, continuation,
-            max_length=args.max_length, first_subtoken_only=args.label_first_subtoken_only)
+            max_length=max_length, first_subtoken_only=args.label_first_subtoken_only)
         # Scoring is on words: evaluation labels sit on first sub-tokens only.
         eval_data, eval_report = encode_sentences(
             splits["validation"], tokenizer, label2id, continuation,
-            max_length=args.max_length, first_subtoken_only=True)
+            max_length=max_length, first_subtoken_only=True)
         test_data = test_report = None
         if "test" in splits:
             test_data, test_report = encode_sentences(
                 splits["test"], tokenizer, label2id, continuation,
-                max_length=args.max_length, first_subtoken_only=True)
+                max_length=max_length, first_subtoken_only=True)
     for name, report in (("train", train_report), ("validation", eval_report), ("test", test_report)):
         if report is not None:
             accelerator.print(report.describe(name))

@@ -55,7 +55,7 @@ def _trained_ner_pvc() -> list[dict]:
         m.model_copy_pod("workbench-model-copy", claim_name="workbench-models"),
         m.inference_service(m.PredictorOptions(
             name="workbench-ner", storage_uri=TRAINED_NER_PVC, model_name="ner", task="token_classification",
-            disable_lower_case=True, protocol="v2", resources=SEED_RESOURCES)),
+            protocol="v2", resources=SEED_RESOURCES)),
     ]
 
 
@@ -65,7 +65,7 @@ def _trained_ner_s3() -> list[dict]:
         m.service_account("workbench-s3", secret_name="workbench-s3"),
         m.inference_service(m.PredictorOptions(
             name="workbench-ner-s3", storage_uri=TRAINED_NER_S3, model_name="ner", task="token_classification",
-            disable_lower_case=True, protocol="v2", resources=SEED_RESOURCES, service_account="workbench-s3")),
+            protocol="v2", resources=SEED_RESOURCES, service_account="workbench-s3")),
     ]
 
 
@@ -81,12 +81,14 @@ def _workbench_gpu() -> list[dict]:
 def _workbench_trained_gpu() -> list[dict]:
     return [m.inference_service(m.PredictorOptions(
         name="workbench-ner-gpu", storage_uri=TRAINED_NER_PVC, model_name="ner", runtime="workbench",
-        protocol="v2", task="token_classification", disable_lower_case=True, image=m.DEFAULT_GPU_IMAGE,
+        protocol="v2", task="token_classification", image=m.DEFAULT_GPU_IMAGE,
         resources=m.Resources(cpu_request="2", memory_request="4Gi", cpu_limit="4", memory_limit="8Gi", gpu=1),
     ))]
 
 
 _SEED_NOTE = "From KServe's Hugging Face runtime documentation."
+_LOWER_CASE_NOTE = ("Lowercasing stays on: train/ner.py's default model (MiniLM) is uncased, and --disable_lower_case "
+                    "would turn its capitalised words into [UNK]. For a cased base model add --disable_lower_case.")
 _RAW_NOTE = ("The documentation shows {flag}, which the runtime does not have (it would answer class ids);"
              " --return_raw_logits is the flag that works.")
 _SAME_NAME_NOTE = "V1 and V2 variants share the InferenceService name: apply one of them."
@@ -145,11 +147,11 @@ EXAMPLES: dict[str, Example] = {e.name: e for e in [
             _trained_ner_pvc,
             ("Copy the training output directory into the claim, then delete the copy pod:",
              "kubectl cp ner-model workbench-model-copy:/mnt/models/ner  (ner-model: train/ner.py --output_dir)",
-             "--disable_lower_case: KServe lowercases inputs by default, wrong for a cased model.")),
+             _LOWER_CASE_NOTE)),
     Example("trained-ner-s3", "trained-ner-s3.yaml",
             "The model from train/ner.py in an S3 bucket, KServe runtime (Secret + ServiceAccount + InferenceService)",
             _trained_ner_s3,
-            ("Upload first: aws s3 cp --recursive ner-model s3://workbench-models/ner",
+            ("Upload first: aws s3 cp --recursive ner-model s3://workbench-models/ner", _LOWER_CASE_NOTE,
              "Replace the placeholder credentials, endpoint and region in the Secret.")),
     Example("workbench-predictor-gpu", "workbench-predictor-gpu.yaml",
             "The workbench predictor image as a custom container on 1 GPU, serving dslim/bert-base-NER",
@@ -159,5 +161,5 @@ EXAMPLES: dict[str, Example] = {e.name: e for e in [
     Example("workbench-trained-ner-gpu", "workbench-trained-ner-gpu.yaml",
             "The workbench predictor on 1 GPU serving the model from train/ner.py on the PVC",
             _workbench_trained_gpu,
-            ("Uses the workbench-models PVC from trained-ner-pvc.yaml.",)),
+            ("Uses the workbench-models PVC from trained-ner-pvc.yaml.", _LOWER_CASE_NOTE)),
 ]}

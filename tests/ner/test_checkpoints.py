@@ -63,3 +63,14 @@ def test_json_written_atomically(tmp_path):
     write_json_atomic(tmp_path / "results.json", {"a": 1})
     assert json.loads((tmp_path / "results.json").read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_model_files_end_up_readable_by_others(tmp_path):
+    import stat
+
+    def write(directory):
+        (directory / "model.safetensors").write_text("w")
+        (directory / "model.safetensors").chmod(0o600)
+
+    atomic_files_write(tmp_path, write)
+    assert (tmp_path / "model.safetensors").stat().st_mode & stat.S_IROTH

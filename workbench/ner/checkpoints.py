@@ -59,6 +59,7 @@ def atomic_files_write(target_dir: str | Path, write: Callable[[Path], None], la
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     write(tmp)
+    readable_by_all(tmp)
     names = sorted(p.name for p in tmp.iterdir())
     ordered = [n for n in names if n not in last] + [n for n in names if n in last]
     for name in ordered:
@@ -69,6 +70,16 @@ def atomic_files_write(target_dir: str | Path, write: Callable[[Path], None], la
         os.replace(tmp / name, destination)
     tmp.rmdir()
     return ordered
+
+
+def readable_by_all(directory: Path) -> None:
+    """Give written files the umask's usual mode (safetensors writes 0600, which a serving container
+    running as another user could not read)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in directory.rglob("*"):
+        if path.is_file():
+            path.chmod(0o666 & ~umask)
 
 
 def write_json_atomic(path: str | Path, data) -> None:

@@ -1,0 +1,77 @@
+"""Start-up behaviour: readiness while loading, the lowercasing warning, argument checks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import httpx
+import pytest
+
+from workbench.serving.app import ServerState, build_app
+from workbench.serving.args import parse_serve_args
+from workbench.serving.runner import EncoderRunner, pick_dtype, tokenizer_is_cased
+from workbench.serving.tasks import Mode
+
+
+def test_routes_answer_503_with_a_json_error_until_the_model_is_loaded(tiny_models):
+    """The app before its lifespan has started (= model not loaded yet): health says not ready."""
+    config = parse_serve_args(["--model_dir", tiny_models("token_classification")])
+    app = build_app(ServerState(config))
+
+    async def probe():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return (await client.get("/v2/health/live"), await client.get("/v2/health/ready"),
+                    await client.get("/v1/models/model"),
+                    await client.post("/v1/models/model:predict", json={"instances": ["a"]}))
+
+    live, ready, model_ready, predict = asyncio.run(probe())
+    assert live.status_code == 200
+    assert ready.status_code == 503 and ready.json() == {"ready": False}
+    assert model_ready.status_code == 503 and "not ready" in model_ready.json()["error"]
+    assert predict.status_code == 503 and "not ready" in predict.json()["error"]
+
+
+def test_lowercasing_a_cased_tokenizer_warns_at_start_up(tiny_models, caplog):
+    runner = EncoderRunner(parse_serve_args(["--model_dir", tiny_models("token_classification", cased=True)]))
+    with caplog.at_level(logging.WARNING, logger="workbench.serve"):
+        runner.load()
+    assert any("is cased but inputs are lowercased" in r.message for r in caplog.records)
+    assert tokenizer_is_cased(runner.tokenizer) is False  # lowercased now, as KServe does
+
+
+def test_no_warning_for_an_uncased_tokenizer(tiny_models, caplog):
+    runner = EncoderRunner(parse_serve_args(["--model_dir", tiny_models("token_classification")]))
+    with caplog.at_level(logging.WARNING, logger="workbench.serve"):
+        runner.load()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_flags_map_to_modes_and_defaults():
+    assert parse_serve_args([]).model_dir == "/mnt/models"
+    assert parse_serve_args(["--return_probabilities"]).mode is Mode.PROBABILITIES
+    for flag in ("--return_raw_logits", "--return_logits", "--disable_postprocess"):
+        assert parse_serve_args([flag]).mode is Mode.LOGITS
+    assert parse_serve_args(["--max_model_len", "64"]).max_length == 64
+    assert parse_serve_args(["--disable_lower_case"]).lower_case is False
+
+
+def test_probabilities_and_logits_are_mutually_exclusive():
+    with pytest.raises(SystemExit):
+        parse_serve_args(["--return_probabilities", "--return_raw_logits"])
+
+
+def test_dtype_auto_is_fp32_on_cpu_and_bf16_when_asked():
+    import torch
+
+    assert pick_dtype("auto", torch.device("cpu")) == torch.float32
+    assert pick_dtype("auto", torch.device("cuda")) == torch.float16
+    assert pick_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
+
+
+def test_a_missing_model_directory_is_a_clear_error(tmp_path, capsys):
+    from workbench.serving.server import main
+
+    assert main(["--model_dir", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err

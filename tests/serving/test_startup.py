@@ -75,3 +75,16 @@ def test_a_missing_model_directory_is_a_clear_error(tmp_path, capsys):
 
     assert main(["--model_dir", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_model_that_cannot_load_ends_the_server_with_its_reason(tmp_path):
+    import subprocess
+    import sys
+
+    from workbench.testing import free_port
+
+    result = subprocess.run([sys.executable, "-m", "workbench", "serve", "--model_dir", str(tmp_path),
+                             "--http_port", str(free_port()), "--host", "127.0.0.1"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "the model failed to load" in result.stderr

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 import traceback
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 from starlette.applications import Starlette
@@ -117,7 +117,10 @@ def parse_json(raw: bytes) -> Any:
 # Route handlers. Each returns a Response; errors are raised and turned into JSON by `handle`.
 # ---------------------------------------------------------------------------------------------------
 
-def build_app(state: ServerState, load_in_background: bool = True) -> Starlette:
+def build_app(state: ServerState, load_in_background: bool = True,
+              on_load_failure: Callable[[], None] | None = None) -> Starlette:
+    """The Starlette app. The model loads on a thread when the app starts; if it cannot load,
+    `on_load_failure` runs (the server uses it to stop, so the process exits with the reason)."""
     config = state.config
 
     def handle(route: str):
@@ -302,6 +305,8 @@ def build_app(state: ServerState, load_in_background: bool = True) -> Starlette:
                 try:
                     state.load_model()
                 except BaseException:
+                    if on_load_failure is not None:
+                        loop.call_soon_threadsafe(on_load_failure)
                     return
                 loop.call_soon_threadsafe(state.start_queue)
 

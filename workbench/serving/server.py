@@ -26,22 +26,14 @@ def main(argv: list[str] | None = None) -> int:
     from workbench.serving.app import ServerState, build_app
 
     state = ServerState(config)
-    app = build_app(state)
-    server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.http_port,
-                                           log_level=config.log_level, access_log=False))
+    holder: dict[str, uvicorn.Server] = {}
 
-    # A model that cannot load is fatal: stop the server so the process exits with an error.
-    import threading
+    def stop_server() -> None:  # the model cannot load: stop, and exit with the reason below
+        holder["server"].should_exit = True
 
-    def watch_load_failure():
-        while server.started is False and state.load_error is None:
-            threading.Event().wait(0.05)
-        while state.load_error is None and not state.ready:
-            threading.Event().wait(0.05)
-        if state.load_error is not None:
-            server.should_exit = True
-
-    threading.Thread(target=watch_load_failure, daemon=True).start()
+    app = build_app(state, on_load_failure=stop_server)
+    server = holder["server"] = uvicorn.Server(uvicorn.Config(
+        app, host=config.host, port=config.http_port, log_level=config.log_level, access_log=False))
     server.run()
     if state.load_error is not None:
         print(f"workbench serve: the model failed to load: {state.load_error}", file=sys.stderr)

@@ -140,8 +140,20 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("target", specs, ids=[s.id for s in specs], indirect=True, scope="session")
 
 
+MODULE_ORDER = ["test_v1_protocol", "test_v2_protocol", "test_task_semantics", "test_outputs", "test_consistency",
+                "test_errors"]
+
+
+def _module_rank(item) -> int:
+    name = getattr(getattr(item, "module", None), "__name__", "").rsplit(".", 1)[-1]
+    return MODULE_ORDER.index(name) if name in MODULE_ORDER else len(MODULE_ORDER)
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Skip, before any server starts, checks whose protocol or task the target lacks."""
+    """Protocol checks first, errors last; skip, before any server starts, checks whose protocol or task
+    the target lacks."""
+    items.sort(key=_module_rank)
     for item in items:
         spec = getattr(getattr(item, "callspec", None), "params", {}).get("target")
         if spec is None:

@@ -15,7 +15,7 @@ import pytest
 from conformance import profiles, semantics
 from conformance.client import ConformanceClient
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# No HF_HUB_OFFLINE here: --reference-model may name a hub model on a machine that can reach the hub.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 MARKERS = [
@@ -112,17 +112,20 @@ def target_specs(config) -> list[TargetSpec]:
         try:
             from workbench.k8s.discovery import DiscoveryError, resolve_isvc
         except ImportError as exc:
-            raise pytest.UsageError(f"--isvc needs workbench.k8s.discovery: {exc}") from None
+            pytest.exit(f"--isvc needs workbench.k8s.discovery: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
         try:
             found = resolve_isvc(isvc, config.getoption("--namespace"), ingress=config.getoption("--ingress"),
                                  timeout=max(300.0, request_timeout(config)))
         except DiscoveryError as exc:
-            raise pytest.UsageError(f"cannot resolve InferenceService {isvc!r}: {exc}") from None
+            pytest.exit(f"cannot resolve InferenceService {isvc!r} in namespace "
+                        f"{config.getoption('--namespace')!r}: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
         endpoint = found.base_url
         host_header = host_header or found.host_header
         if model_name == "model" and getattr(found, "model_name", None):
             model_name = found.model_name
         protocol = protocol or getattr(found, "protocol", None)
+        task = task or getattr(found, "task", None)
+        mode = mode or getattr(found, "mode", None)
     if endpoint:
         specs = [TargetSpec(f"{task or 'task-unknown'}-{mode or 'default'}", task, mode or "default",
                             _protocols(protocol), endpoint.rstrip("/"), host_header, model_name)]
@@ -132,6 +135,10 @@ def target_specs(config) -> list[TargetSpec]:
         specs = [TargetSpec(f"{t}-{m}", t, m, _protocols(protocol), model_name=model_name) for t in tasks for m in modes]
     config._conformance_specs = specs
     return specs
+
+
+def pytest_sessionstart(session):
+    target_specs(session.config)  # resolve --isvc once, before collection; exits with a clear message on failure
 
 
 def pytest_generate_tests(metafunc):
@@ -153,7 +160,9 @@ def _module_rank(item) -> int:
 def pytest_collection_modifyitems(config, items):
     """Protocol checks first, errors last; skip, before any server starts, checks whose protocol or task
     the target lacks."""
-    items.sort(key=_module_rank)
+    positions = [i for i, item in enumerate(items) if _module_rank(item) < len(MODULE_ORDER)]
+    for position, item in zip(positions, sorted((items[i] for i in positions), key=_module_rank)):
+        items[position] = item
     for item in items:
         spec = getattr(getattr(item, "callspec", None), "params", {}).get("target")
         if spec is None:

@@ -39,6 +39,8 @@ def pytest_addoption(parser, pluginmanager):
     group.addoption("--expect", default=None, metavar="FILE", help="golden expectation file (JSON) to compare outputs with")
     group.addoption("--reference-model", default=None, metavar="DIR_OR_ID",
                     help="compute expected outputs locally with transformers from this model")
+    group.addoption("--mask-token", default="[MASK]",
+                    help="mask token in fill-mask texts when no --reference-model tells it (default: [MASK])")
     group.addoption("--disable-lower-case", action="store_true", default=False,
                     help="the endpoint runs with --disable_lower_case (reference computation keeps the case)")
     group.addoption("--disable-special-tokens", action="store_true", default=False,
@@ -230,7 +232,8 @@ def target(request, pytestconfig, tiny_model_dir, reference_models):
     def build(url: str, reference_dir: str | None) -> Target:
         reference = reference_models(reference_dir, spec.task) if reference_dir and spec.task else None
         built = Target(spec.id, url, spec.model_name, spec.task, spec.mode, spec.protocols, profile,
-                       host_header=spec.host_header, reference=reference)
+                       host_header=spec.host_header, reference=reference,
+                       mask_token=pytestconfig.getoption("--mask-token"))
         built.http = ConformanceClient(url, host_header=spec.host_header, timeout=timeout)
         return built
 

@@ -50,3 +50,23 @@ def test_v1_single_instance_batch_of_one(client, target):
     body = json_body(response)
     assert isinstance(body, dict) and isinstance(body.get("predictions"), list) and len(body["predictions"]) == 1, \
         f"expected exactly one prediction: {response.text[:200]}"
+
+
+@clause("KServe HF runtime §Inputs: a bare string in 'instances' is treated as a batch of one")
+def test_v1_bare_string_instance_is_batch_of_one(client, target):
+    """V1 predict with "instances": "text" (not a list) answers one prediction."""
+    response = client.post(target.v1_predict_path, json_body={"instances": target.texts(1)[0]})
+    assert response.status_code == 200, f"predict answered {response.status_code}: {response.text[:200]}"
+    body = json_body(response)
+    assert isinstance(body, dict) and isinstance(body.get("predictions"), list) and len(body["predictions"]) == 1, \
+        f"expected exactly one prediction: {response.text[:200]}"
+
+
+@clause("KServe V1 §Predict: the request may say {\"inputs\": [...]} instead of {\"instances\": [...]}")
+def test_v1_inputs_key_accepted(client, target):
+    """V1 predict with {"inputs": [...]} answers like {"instances": [...]}."""
+    texts = target.texts(2)
+    with_inputs = client.post(target.v1_predict_path, json_body={"inputs": texts})
+    assert with_inputs.status_code == 200, f"predict with 'inputs' answered {with_inputs.status_code}: {with_inputs.text[:200]}"
+    with_instances = client.post(target.v1_predict_path, json_body={"instances": texts})
+    assert json_body(with_inputs) == json_body(with_instances), "'inputs' and 'instances' give different predictions"

@@ -158,3 +158,14 @@ def test_v2_bytes_input_non_ascii_accepted(client, target):
     assert response.status_code == 200, f"infer answered {response.status_code}: {response.text[:300]}"
     tensor = semantics.find_output(json_body(response))
     semantics.validate_v2_tensor(tensor, "output-0")
+
+
+@clause("OIP-REST §Tensor Data: shape [] is a scalar of one element; KServe's e2e fixtures send one text with shape []")
+def test_v2_scalar_shape_single_text_accepted(client, target):
+    """A BYTES input with shape [] and one text is answered 200 with a well-formed output for one text."""
+    body = {"inputs": [{"name": "text", "shape": [], "datatype": "BYTES", "data": target.texts(1)}]}
+    response = client.post(target.v2_infer_path, json_body=body)
+    assert response.status_code == 200, f"infer answered {response.status_code}: {response.text[:300]}"
+    tensor = semantics.find_output(json_body(response))
+    semantics.validate_v2_tensor(tensor, "output-0")
+    assert tensor["shape"][:1] == [1], f"one text sent, output shape {tensor['shape']}"

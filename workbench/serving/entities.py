@@ -190,8 +190,9 @@ class EntityService:
             length = len(window)
             per_text[owner].append({
                 "logits": logits[:length].float().unsqueeze(0),
-                "input_ids": torch.tensor([window.input_ids]),
-                "offset_mapping": torch.tensor([window.offsets]) if window.offsets is not None else None,
+                # Plain lists where the pipeline only indexes them: ~2x faster than tensors.
+                "input_ids": [window.input_ids],
+                "offset_mapping": [window.offsets] if window.offsets is not None else None,
                 "special_tokens_mask": torch.tensor([window.special_tokens_mask]),
                 "sentence": texts[owner] if not per_text[owner] else None,
                 "is_last": False,

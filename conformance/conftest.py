@@ -203,6 +203,27 @@ def tiny_model_dir(tmp_path_factory):
     return get
 
 
+def pytest_collection_finish(session):
+    """Remember the order in which targets will be used (for starting the next server ahead)."""
+    order: list = []
+    for item in session.items:
+        spec = getattr(getattr(item, "callspec", None), "params", {}).get("target")
+        if spec is not None and spec not in order and item.get_closest_marker("skip") is None:
+            order.append(spec)
+    session.config._conformance_order = order
+
+
+@pytest.fixture(scope="session")
+def local_servers(pytestconfig, tiny_model_dir):
+    """Servers of the offline run (no --endpoint), each started while the previous target is checked."""
+    from conformance.target import LocalServers
+
+    order = getattr(pytestconfig, "_conformance_order", None) or target_specs(pytestconfig)
+    servers = LocalServers(pytestconfig.getoption("--serve-with"), order, tiny_model_dir)
+    yield servers
+    servers.close()
+
+
 @pytest.fixture(scope="session")
 def reference_models(pytestconfig):
     from conformance.reference import ReferenceModel
@@ -221,8 +242,8 @@ def reference_models(pytestconfig):
 
 
 @pytest.fixture(scope="session")
-def target(request, pytestconfig, tiny_model_dir, reference_models):
-    from conformance.target import Target, serve_locally
+def target(request, pytestconfig, tiny_model_dir, reference_models, local_servers):
+    from conformance.target import Target
 
     spec: TargetSpec = request.param
     timeout = request_timeout(pytestconfig)
@@ -243,7 +264,7 @@ def target(request, pytestconfig, tiny_model_dir, reference_models):
         built.http.close()
         return
     model_dir = tiny_model_dir(spec.task)
-    with serve_locally(pytestconfig.getoption("--serve-with"), model_dir, spec.model_name, spec.mode) as url:
+    with local_servers.serving(spec) as url:
         built = build(url, reference_source or model_dir)
         yield built
         built.http.close()

@@ -14,8 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conformance_meta import mutant_proxy
 from workbench.gate import main as gate_main
+
+MUTANT_PROXY = Path(__file__).resolve().parents[1] / "conformance_meta" / "mutant_proxy.py"
 
 # Lenient: a tiny model after two steps scores ~0 F1. Only the default mode, no reference model and a
 # tiny bench keep the run short; the default gate.yaml runs more.
@@ -89,7 +90,7 @@ def mutant_endpoint(tiny_models):
 
     with served(tiny_models("token_classification")) as upstream:
         port = free_port()
-        command = [sys.executable, mutant_proxy.__file__, "--upstream", upstream, "--port", str(port)]
+        command = [sys.executable, str(MUTANT_PROXY), "--upstream", upstream, "--port", str(port)]
         with served_command(command, port) as url:
             yield url
 

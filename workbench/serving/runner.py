@@ -6,7 +6,9 @@ AutoModel class, a fallback [PAD] token), so that the same model and flags give 
 
 from __future__ import annotations
 
+import copy
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -75,6 +77,10 @@ class EncoderRunner:
         self.max_positions: int | None = None
         self.num_labels: int | None = None
         self.id2label: dict[int, str] = {}
+        # A fast tokenizer keeps its truncation settings (stride included) on the shared Rust object, so
+        # entity windows use a copy of their own, one call at a time, and never race the default path.
+        self._window_tokenizer = None
+        self._window_lock = threading.Lock()
 
     # -- loading ---------------------------------------------------------------------------------
     def load(self) -> None:
@@ -169,17 +175,20 @@ class EncoderRunner:
         token-classification pipeline splits long texts); without, only the first.
         Returns (windows, the text index of each window, whether each text was cut off)."""
         fast = self.tokenizer.is_fast
-        batch = self.tokenizer(
-            list(texts),
-            add_special_tokens=self.config.add_special_tokens,
-            truncation=True,
-            max_length=self.max_length,
-            return_attention_mask=False,
-            return_offsets_mapping=fast,
-            return_special_tokens_mask=True,
-            return_overflowing_tokens=fast,
-            stride=stride or 0,
-        )
+        with self._window_lock:
+            if self._window_tokenizer is None:
+                self._window_tokenizer = copy.deepcopy(self.tokenizer)
+            batch = self._window_tokenizer(
+                list(texts),
+                add_special_tokens=self.config.add_special_tokens,
+                truncation=True,
+                max_length=self.max_length,
+                return_attention_mask=False,
+                return_offsets_mapping=fast,
+                return_special_tokens_mask=True,
+                return_overflowing_tokens=fast,
+                stride=stride or 0,
+            )
         if fast:
             sample_map = list(batch["overflow_to_sample_mapping"])
         else:  # slow tokenizers: one window per text; cut off when the full text is longer

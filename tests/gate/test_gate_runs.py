@@ -123,3 +123,40 @@ def test_config_errors_exit_2_naming_the_key(tmp_path, capsys):
     config = write(tmp_path / "gate.yaml", "f1:\n  overal: 0.5\n")
     assert gate_main(["--config", str(config), "--workdir", str(tmp_path)]) == 2
     assert "f1.overal: unknown key" in capsys.readouterr().err
+
+
+def load_fake_kube_api():
+    """tests/k8s/conftest.py's FakeKubeAPI (a local HTTP server standing in for a cluster), loaded by path."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "k8s" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("gate_fake_kube_api", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.FakeKubeAPI
+
+
+def test_post_deployment_gate_passes_through_an_inference_service(mutant_endpoint, passing_run, tmp_path,
+                                                                   monkeypatch):
+    """--isvc: discovery through the real kubernetes client (stand-in API server); --results checks F1."""
+    from workbench.k8s.examples import EXAMPLES
+
+    assert httpx.put(f"{mutant_endpoint}/__mutation/none").status_code == 200
+    api = load_fake_kube_api()().start()
+    try:
+        isvc = next(d for d in EXAMPLES["bert-ner-v2"].documents() if d["kind"] == "InferenceService")
+        api.add_isvc(isvc, namespace="models")
+        monkeypatch.setenv("KUBECONFIG", str(api.kubeconfig(tmp_path)))
+        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+        config = write(tmp_path / "gate.yaml", "f1:\n  overall: 0.0\nconformance:\n  modes: [default]\n"
+                                               "bench:\n  enabled: true\n  concurrency: [1]\n  requests: 5\n")
+        name = isvc["metadata"]["name"]
+        code = gate_main(["--config", str(config), "--workdir", str(tmp_path / "work"), "--isvc", name,
+                          "--namespace", "models", "--ingress", mutant_endpoint.removeprefix("http://"),
+                          "--model-name", "model", "--results", str(passing_run[1] / "model" / "results.json")])
+    finally:
+        api.stop()
+    summary = (tmp_path / "work" / "gate-summary.md").read_text()
+    assert code == 0, summary
+    assert f"(InferenceService models/{name})" in summary and f"Host `{name}.models.example.com`" in summary
+    assert "| F1 | overall |" in summary and "not measured" not in summary

@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     deployed.add_argument("--host-header", help="Host header to send (e.g. NAME.NS.example.com behind Istio)")
     deployed.add_argument("--mode", choices=tuple(steps.MODE_FLAGS),
                           help="output mode the deployed server runs (default: default, or the isvc's)")
+    deployed.add_argument("--task", default=steps.TASK,
+                          help=f"task the deployed model serves, for the suite's task checks (default {steps.TASK})")
     deployed.add_argument("--results", help="train/ner.py's results.json for the deployed model: checks F1 too")
     return p
 
@@ -97,6 +99,8 @@ def usage_problem(args: argparse.Namespace, extra: list[str]) -> str | None:
     if (deployed or args.model_dir) and (given_train or extra):
         return f"{(given_train or ['options after --'])[0]} is a training option; nothing is trained with " \
                f"{'--endpoint/--isvc' if deployed else '--model-dir'}"
+    if not deployed and not args.model_dir and args.results:
+        return "--results gives the scores of a model trained elsewhere: use it with --model-dir, --endpoint or --isvc"
     if not deployed and (args.mode or args.host_header or args.ingress):
         return "--mode, --host-header and --ingress apply to a deployed service (--endpoint or --isvc)"
     if args.model_dir and not Path(args.model_dir, "config.json").exists():
@@ -183,7 +187,7 @@ def run_gate(args: argparse.Namespace, extra: list[str], config: GateConfig) -> 
     started = time.perf_counter()
     if args.endpoint or args.isvc:
         endpoint, model_name, host_header = args.endpoint, args.model_name or "model", args.host_header
-        mode, task = args.mode or "default", steps.TASK
+        mode, task = args.mode or "default", args.task
         results["target"] = {"kind": "endpoint", "endpoint": endpoint, "model_name": model_name,
                              "host_header": host_header}
         if args.isvc:
@@ -197,7 +201,8 @@ def run_gate(args: argparse.Namespace, extra: list[str], config: GateConfig) -> 
                 results["target"].update(endpoint=None, isvc=f"{args.namespace}/{args.isvc}")
                 return _finish(results, started), config
             endpoint, host_header = found.base_url, args.host_header or found.host_header
-            model_name, mode, task = args.model_name or found.model_name, args.mode or found.mode, found.task or task
+            model_name, mode = args.model_name or found.model_name, args.mode or found.mode
+            task = task if task != steps.TASK else (found.task or task)
             results["target"].update(endpoint=endpoint, model_name=model_name, host_header=host_header,
                                      isvc=f"{args.namespace}/{args.isvc}")
         # A deployed server runs one output mode: check that one.
@@ -219,7 +224,9 @@ def run_gate(args: argparse.Namespace, extra: list[str], config: GateConfig) -> 
     if not base_note:
         options["model_name_or_path"], base_note = steps.default_base_model(workdir)
     data = options.get("train_file") or "the built-in sample (workbench/ner/sample.py)"
-    results["target"] = {"kind": "trained", "base_model": base_note, "data": data}
+    shown = {k: v for k, v in options.items() if k not in ("model_name_or_path", "train_file", "validation_file")}
+    results["target"] = {"kind": "trained", "base_model": base_note, "data": data,
+                         "options": " ".join(f"--{k} {v}" for k, v in shown.items()) + (" " + " ".join(extra) if extra else "")}
     model_dir = workdir / "model"
     say(f"training {base_note} on {data} -> {model_dir}")
     try:

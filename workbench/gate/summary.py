@@ -34,8 +34,9 @@ def target_lines(results: dict, config: GateConfig) -> list[str]:
     target = results.get("target") or {}
     lines = []
     if target.get("kind") == "trained":
+        options = f", options `{target['options'].strip()}`" if (target.get("options") or "").strip() else ""
         lines.append(f"Trained and served locally: base model {target.get('base_model')}, "
-                     f"data {target.get('data')}.")
+                     f"data {target.get('data')}{options}.")
     elif target.get("kind") == "model_dir":
         lines.append(f"Served locally: the model in `{target.get('model_dir')}`.")
     else:

@@ -14,7 +14,7 @@ from typing import Any
 
 MODES = ("default", "probabilities", "logits")
 PROTOCOLS = ("v1", "v2", "both")
-PROFILES = ("strict", "kserve")
+PROFILES = ("strict", "kserve", "mlserver", "triton")  # conformance/profiles.py
 NOT_MEASURED = "not measured"
 
 

@@ -265,7 +265,8 @@ def decide_conformance(runs: list[dict] | None, settings: ConformanceSettings) -
                                 f"<= {settings.max_failed} failed", "fail"))
             continue
         summary = run["summary"]
-        failed_ids = ", ".join(f"`{c['id']}`" for c in run.get("failed", []))
+        ids = list(dict.fromkeys(c["id"] for c in run.get("failed", [])))
+        failed_ids = ", ".join(f"`{i}`" for i in ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
         measured = f"{summary['passed']} passed, {summary['failed']} failed" + (f" ({failed_ids})" if failed_ids else "")
         checks.append(Check("conformance", name, measured, f"<= {settings.max_failed} failed",
                             "pass" if summary["failed"] <= settings.max_failed else "fail"))

@@ -348,3 +348,17 @@ def test_concurrent_entity_and_id_requests_share_the_queue(url, http):
     for index, response in enumerate(asyncio.run(together())):
         assert response.status_code == 200, response.text
         assert key(response.json()) == alone[index % len(bodies)], f"request {index} differs from its answer alone"
+
+
+def test_huggingface_hub_inference_client_reads_our_answers(url, http, monkeypatch):
+    """The Inference API's own Python client, pointed at our route, parses the entities. Offline mode
+    (HF_HUB_OFFLINE=1 in these tests) blocks every URL in huggingface_hub, local ones too, so it is lifted
+    for this client only: it talks to 127.0.0.1 and nothing else."""
+    from huggingface_hub import InferenceClient, constants
+
+    monkeypatch.setattr(constants, "is_offline_mode", lambda: False)
+    client = InferenceClient(model=f"{url}/models/model")
+    found = client.token_classification(TEXTS[1], aggregation_strategy="first", ignore_labels=["MISC"])
+    expected = hf(http, url, TEXTS[1], aggregation_strategy="first", ignore_labels=["MISC"])
+    assert [(e.entity_group, e.word, e.start, e.end) for e in found] == \
+        [(e["entity_group"], e["word"], e["start"], e["end"]) for e in expected]

@@ -294,6 +294,6 @@ def expectations(pytestconfig):
     path = pytestconfig.getoption("--expect")
     if not path:
         return None
-    from conformance.expectations import load_expectations
+    from conformance.golden import load_expectations
 
     return load_expectations(path)

@@ -6,7 +6,7 @@ import pytest
 
 from conformance import semantics
 from conformance.checks import clause, json_body, needs_task
-from conformance.expectations import compare_case, select_cases
+from conformance.golden import compare_case, select_cases
 from conformance.target import infer_v2, predict_v1, v2_request
 
 pytestmark = needs_task

@@ -36,7 +36,7 @@ MUST_FAIL = {
 @pytest.fixture(scope="module")
 def mutant_endpoint(tiny_models, tmp_path_factory):
     """(proxy URL, model dir, golden file) with the proxy in front of the built-in predictor."""
-    from conformance.expectations import golden_case_from_reference
+    from conformance.golden import golden_case_from_reference
     from conformance.reference import ReferenceModel
     from conformance.target import SAMPLE_TEXTS
     from workbench.testing import free_port, served, served_command

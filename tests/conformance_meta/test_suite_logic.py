@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from conformance import semantics
-from conformance.expectations import (
+from conformance.golden import (
     EXPECTATIONS_DIR,
     ExpectationError,
     compare_case,
@@ -126,7 +126,7 @@ def test_shipped_expectation_files_load_and_select_by_model():
     assert select_cases(cases, "nobody", "default")[0] == []
     for case in cases:  # every shipped case is self-consistent between V1 and V2
         if {"v1", "v2"} <= set(case.expected):
-            from conformance.expectations import expected_rows
+            from conformance.golden import expected_rows
 
             assert not compare_case(case, "v2", expected_rows(case, "v1")), case.id
 

@@ -1,0 +1,1 @@
+"""Golden expectation files (JSON) shipped with the suite; loaded by `conformance.golden`."""

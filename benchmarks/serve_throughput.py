@@ -157,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                         help="for our server and the bare loop (the KServe stand-in picks its own)")
     parser.add_argument("--bare_texts", type=int, default=1024, help="texts for the bare-model loop (default 1024)")
+    parser.add_argument("--timeout", type=float, default=300.0,
+                        help="per-request timeout in seconds (default 300: queues at concurrency 64 are long on a CPU)")
     parser.add_argument("--json", dest="json_path", help="write every figure here as JSON")
     parser.add_argument("--no-progress", action="store_true")
     return parser
@@ -194,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             with start_server(kind, model_dir, "model", args.device) as url:
                 results[kind] = measure(url, "model", args.protocol, concurrencies, requests=args.requests,
                                         texts_file=args.texts, batch=args.batch, warmup=args.warmup,
-                                        tokenizer_dir=model_dir, progress=not args.no_progress,
+                                        tokenizer_dir=model_dir, timeout_s=args.timeout, progress=not args.no_progress,
                                         on_level=lambda level: print(format_level(level), flush=True))
             print()
 

@@ -28,8 +28,18 @@ class StepError(RuntimeError):
     """A step could not produce its result (the message says which step and why)."""
 
 
+def torch_threads_env() -> dict[str, str]:
+    """One intra-op thread per process unless the user set OMP_NUM_THREADS.
+
+    The gate's models and batches are small, so a second thread gains little on an idle machine,
+    while on a busy one torch's OpenMP threads spin-wait for each other: training MiniLM on the
+    shared 2-core machine ran 5x faster with one thread (14.6 vs 2.9 sentences/s, docs/gate.md).
+    """
+    return {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+
+
 def _env() -> dict[str, str]:
-    return dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
+    return dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false", **torch_threads_env())
 
 
 def _workbench(*args: str) -> list[str]:
@@ -105,7 +115,8 @@ def serving(model_dir: Path, mode: str, model_name: str, timeout: float = 600.0)
 
     started = time.perf_counter()
     try:
-        with served(model_dir, *MODE_FLAGS[mode], model_name=model_name, timeout=timeout) as url:
+        with served(model_dir, *MODE_FLAGS[mode], model_name=model_name, timeout=timeout,
+                    env=torch_threads_env()) as url:
             yield {"url": url, "start_s": round(time.perf_counter() - started, 1)}
     except ServerFailed as exc:
         raise StepError(f"the predictor did not start in mode {mode}: {exc}") from None

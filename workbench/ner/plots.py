@@ -12,6 +12,7 @@ def plot_training_curves(epochs: Sequence[dict], path: str | Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     path = Path(path)
     xs = [e["epoch"] for e in epochs]
@@ -31,6 +32,8 @@ def plot_training_curves(epochs: Sequence[dict], path: str | Path) -> Path:
     f1_axes.set_ylim(0, 1)
     f1_axes.legend()
     f1_axes.grid(alpha=0.3)
+    for axes in (loss_axes, f1_axes):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.suptitle("NER fine-tuning")
     figure.tight_layout()
     tmp = path.parent / f".{path.name}.partial.png"

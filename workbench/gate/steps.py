@@ -127,7 +127,7 @@ def serving(model_dir: Path, mode: str, model_name: str, timeout: float = 600.0)
 def conformance_command(endpoint: str, report_path: Path, *, model_name: str, mode: str, protocol: str,
                         profile: str, task: str | None = TASK, host_header: str | None = None,
                         reference_model: str | Path | None = None) -> list[str]:
-    command = _workbench("conformance", "-q", "-p", "no:cacheprovider", "--endpoint", endpoint,
+    command = _workbench("conformance", "-q", "--endpoint", endpoint,
                          "--model-name", model_name, "--mode", mode, "--protocol", protocol, "--profile", profile,
                          "--conformance-report", str(report_path))
     if task:

@@ -183,6 +183,17 @@ def parse_config(data: Any, source: str = "(inline)") -> GateConfig:
                       bench=parse_bench(data.get("bench")), train=parse_train(data.get("train")), source=source)
 
 
+def _toml_module():
+    try:
+        import tomllib  # Python 3.11+
+    except ImportError:
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise ConfigError("a TOML config needs Python 3.11+ or `pip install tomli`; or use YAML") from None
+    return tomllib
+
+
 def load_config(path: str | Path) -> GateConfig:
     path = Path(path)
     try:
@@ -191,9 +202,7 @@ def load_config(path: str | Path) -> GateConfig:
         raise ConfigError(f"{path}: cannot read the gate config ({exc.strerror or exc})") from None
     try:
         if path.suffix == ".toml":
-            import tomllib
-
-            data = tomllib.loads(text)
+            data = _toml_module().loads(text)
         else:
             import yaml
 

@@ -157,3 +157,18 @@ def test_saved_directory_is_served_and_answers_like_transformers(trained):
         response = httpx.post(f"{url}/v1/models/model:predict", json={"instances": [TEXT]}, timeout=60)
     assert response.status_code == 200, response.text
     assert response.json()["predictions"] == [[expected[0]]]
+
+
+def test_json_lines_train_file_alone_holds_out_validation(tiny_models, tmp_path, capsys):
+    from workbench.ner.sample import sample_sentences
+
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps({"tokens": s.tokens, "ner_tags": s.tags}) + "\n"
+                            for s in sample_sentences(80, seed=3)))
+    out = tmp_path / "out"
+    assert main(["--model_name_or_path", tiny_models("token_classification"), "--train_file", str(data),
+                 "--output_dir", str(out), "--max_train_steps", "2", "--label_first_subtoken_only",
+                 "--disable_tqdm"]) == 0
+    assert "holding out 8 training sentences" in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    assert results["data"]["validation"]["sentences"] == 8 and results["data"]["train"]["sentences"] == 72

@@ -134,7 +134,10 @@ def build_model_class():
 
         def load(self) -> bool:
             self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, do_lower_case=self.do_lower_case)
-            self.network = model_classes[self.task].from_pretrained(self.model_dir)
+            # As KServe's runtime: CUDA when available, and dtype "auto" = float16 there, float32 on the CPU.
+            self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+            dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+            self.network = model_classes[self.task].from_pretrained(self.model_dir, dtype=dtype).to(self.device)
             self.network.eval()
             self.ready = True
             return self.ready
@@ -152,7 +155,7 @@ def build_model_class():
         async def predict(self, encoded: Any, context: dict[str, Any]) -> Any:
             # Blocking on purpose: KServe's runtime runs the forward pass inside the event loop.
             with torch.no_grad():
-                return self.network(**encoded, return_dict=True).logits
+                return self.network(**encoded.to(self.device), return_dict=True).logits.cpu()
 
         def postprocess(self, logits: Any, context: dict[str, Any]) -> Any:
             flags = dict(probabilities=self.return_probabilities, raw_logits=self.return_raw_logits)

@@ -169,7 +169,8 @@ def build_app(state: ServerState, load_in_background: bool = True,
         offsets = prediction.offset_mapping() if state.runner.config.return_offsets_mapping and \
             predictor.task == "token_classification" else None
         payload = protocol_v1.build_response(prediction.inferences, offsets)
-        return Response(await asyncio.to_thread(dump_json, payload), media_type="application/json")
+        body = dump_json(payload) if predictor.is_small(texts) else await asyncio.to_thread(dump_json, payload)
+        return Response(body, media_type="application/json")
 
     # -- V2 ----------------------------------------------------------------------------------------
     @handle("v2_server_metadata")

@@ -120,8 +120,11 @@ def build_tiny_model(
     vocab_size = len(vocab_path.read_text(encoding="utf-8").splitlines())
 
     torch.manual_seed(seed)
-    if task == "token_classification":
-        labels = labels or CONLL_LABELS
+    classifiers = {"token_classification": (BertForTokenClassification, CONLL_LABELS),
+                   "sequence_classification": (BertForSequenceClassification, SENTIMENT_LABELS)}
+    if task in classifiers:
+        model_class, default_labels = classifiers[task]
+        labels = labels or default_labels
         config = tiny_bert_config(
             vocab_size,
             max_position_embeddings=max_position_embeddings,
@@ -129,17 +132,7 @@ def build_tiny_model(
             id2label=dict(enumerate(labels)),
             label2id={label: i for i, label in enumerate(labels)},
         )
-        model = BertForTokenClassification(config)
-    elif task == "sequence_classification":
-        labels = labels or SENTIMENT_LABELS
-        config = tiny_bert_config(
-            vocab_size,
-            max_position_embeddings=max_position_embeddings,
-            num_labels=len(labels),
-            id2label=dict(enumerate(labels)),
-            label2id={label: i for i, label in enumerate(labels)},
-        )
-        model = BertForSequenceClassification(config)
+        model = model_class(config)
     elif task == "fill_mask":
         config = tiny_bert_config(vocab_size, max_position_embeddings=max_position_embeddings)
         model = BertForMaskedLM(config)

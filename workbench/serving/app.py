@@ -208,23 +208,32 @@ def build_app(state: ServerState, load_in_background: bool = True,
         state.check_model(name)
         return json_response({"name": name, "ready": True})
 
+    async def v2_reply(build: Callable[[], dict], binary_outputs: set[str], inline: bool) -> Response:
+        """Build a V2 response and serialise it: JSON, or the binary tensor extension when asked.
+        Small answers are rendered on the event loop; large ones on a thread."""
+
+        def render() -> tuple[bytes, int | None]:
+            response = build()
+            return protocol_v2.encode_binary(response, binary_outputs) or (dump_json(response), None)
+
+        body, header_length = render() if inline else await asyncio.to_thread(render)
+        if header_length is None:
+            return Response(body, media_type="application/json")
+        return Response(body, media_type="application/octet-stream",
+                        headers={"Inference-Header-Content-Length": str(header_length)})
+
     async def v2_entities(predictor: Predictor, parsed: protocol_v2.V2Request) -> Response:
         """V2 with parameters.aggregation_strategy: output-0 holds one JSON entity list per text."""
         params = entities.parse_parameters(parsed.parameters, strict=False)
         found = await predictor.entities(parsed.texts, params)
 
-        def render() -> tuple[bytes, int | None]:
+        def build() -> dict:
             outputs = [protocol_v2.entity_output("output-0", found.entities, params.aggregation_strategy)]
             outputs = protocol_v2.select_outputs(outputs, parsed.requested_outputs)
-            response = protocol_v2.build_response(config.model_name, parsed.id, outputs,
-                                                  protocol_v2.truncation_parameters(found.truncated))
-            return protocol_v2.encode_binary(response, parsed.binary_outputs) or (dump_json(response), None)
+            return protocol_v2.build_response(config.model_name, parsed.id, outputs,
+                                              protocol_v2.truncation_parameters(found.truncated))
 
-        body, header_length = await asyncio.to_thread(render)
-        if header_length is None:
-            return Response(body, media_type="application/json")
-        return Response(body, media_type="application/octet-stream",
-                        headers={"Inference-Header-Content-Length": str(header_length)})
+        return await v2_reply(build, parsed.binary_outputs, inline=False)
 
     @handle("v2_infer")
     async def v2_infer(request: Request) -> Response:
@@ -236,7 +245,7 @@ def build_app(state: ServerState, load_in_background: bool = True,
             return await v2_entities(predictor, parsed)
         prediction = await predictor.predict(parsed.texts)
 
-        def render() -> tuple[bytes, int | None]:
+        def build() -> dict:
             outputs = [protocol_v2.to_tensor("output-0", prediction.inferences)]
             if config.return_offsets_mapping and predictor.task == "token_classification":
                 offsets = prediction.offset_mapping()
@@ -244,17 +253,9 @@ def build_app(state: ServerState, load_in_background: bool = True,
                                 "datatype": "INT64", "parameters": None,
                                 "data": [v for row in offsets for pair in row for v in pair]})
             outputs = protocol_v2.select_outputs(outputs, parsed.requested_outputs)
-            response = protocol_v2.build_response(config.model_name, parsed.id, outputs)
-            binary_body = protocol_v2.encode_binary(response, parsed.binary_outputs)
-            if binary_body is not None:
-                return binary_body
-            return dump_json(response), None
+            return protocol_v2.build_response(config.model_name, parsed.id, outputs)
 
-        body, header_length = await asyncio.to_thread(render)
-        if header_length is None:
-            return Response(body, media_type="application/json")
-        return Response(body, media_type="application/octet-stream",
-                        headers={"Inference-Header-Content-Length": str(header_length)})
+        return await v2_reply(build, parsed.binary_outputs, inline=predictor.is_small(parsed.texts))
 
     # -- Hugging Face Inference API (token classification) ---------------------------------------------
     @handle("hf_entities")

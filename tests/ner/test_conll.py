@@ -11,24 +11,26 @@ from workbench.ner.conll import (
     write_conll,
 )
 
-IOB2_TEXT = """-DOCSTART- -X- -X- O
+# The project's own sentences in CoNLL-2003's four-column layout (never the Reuters text itself).
+DOCSTART = "-DOCSTART- -X- -X- O"
+IOB2_TEXT = f"""{DOCSTART}
 
-EU NNP B-NP B-ORG
-rejects VBZ B-VP O
-German JJ B-NP B-MISC
-call NN I-NP O
+Acme NNP B-NP B-ORG
+hires VBZ B-VP O
+French JJ B-NP B-MISC
+cooks NNS I-NP O
 . . O O
 
-Peter NNP B-NP B-PER
-Blackburn NNP I-NP I-PER
+Maria NNP B-NP B-PER
+Lopez NNP I-NP I-PER
 
--DOCSTART- -X- -X- O
+{DOCSTART}
 
-BRUSSELS NNP B-NP B-LOC
+LISBON NNP B-NP B-LOC
 """
 
 IOB1_TEXT = """Peter I-PER
-Blackburn I-PER
+Lopez I-PER
 visited O
 New I-LOC
 York I-LOC
@@ -43,8 +45,8 @@ def test_reads_columns_docstart_and_blank_lines(tmp_path):
     path.write_text(IOB2_TEXT)
     sentences, scheme = read_sentences(path)
     assert scheme == "IOB2"
-    assert [s.tokens for s in sentences] == [["EU", "rejects", "German", "call", "."], ["Peter", "Blackburn"],
-                                             ["BRUSSELS"]]
+    assert [s.tokens for s in sentences] == [["Acme", "hires", "French", "cooks", "."], ["Maria", "Lopez"],
+                                             ["LISBON"]]
     assert sentences[0].tags == ["B-ORG", "O", "B-MISC", "O", "O"]
     assert sentences[1].tags == ["B-PER", "I-PER"]
     assert sentences[0].source == f"{path}:3"

@@ -113,28 +113,11 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
     model_dir = args.model_dir
     if model_dir is None and args.model_id is None:
         model_dir = "/mnt/models"
-    return ServeConfig(
-        model_name=args.model_name,
-        model_dir=model_dir,
-        model_id=args.model_id,
-        task=args.task,
-        lower_case=not args.disable_lower_case,
-        add_special_tokens=not args.disable_special_tokens,
-        max_length=args.max_length,
-        mode=mode,
-        return_offsets_mapping=args.return_offsets_mapping,
-        dtype=args.dtype,
-        device=args.device,
-        host=args.host,
-        http_port=args.http_port,
-        max_batch_size=args.max_batch_size,
-        max_batch_tokens=args.max_batch_tokens,
-        max_batch_delay_ms=args.max_batch_delay_ms,
-        max_queue_size=args.max_queue_size,
-        max_request_bytes=args.max_request_bytes,
-        max_request_texts=args.max_request_texts,
-        log_level=args.log_level,
-    )
+    # Flags spelled like ServeConfig's fields are copied as they are; the rest are derived above.
+    same_name = {f.name: getattr(args, f.name) for f in dataclasses.fields(ServeConfig) if hasattr(args, f.name)}
+    return ServeConfig(**{**same_name, "model_dir": model_dir, "mode": mode,
+                          "lower_case": not args.disable_lower_case,
+                          "add_special_tokens": not args.disable_special_tokens})
 
 
 def parse_serve_args(argv: list[str] | None) -> ServeConfig:

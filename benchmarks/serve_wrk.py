@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from workbench.testing import free_port, served, served_command
+from workbench.testsupport.servers import free_port, served, served_command
 
 BODY = ('{"inputs": [{"name": "input-0", "shape": [1], "datatype": "BYTES", "data": '
         '["Peter Blackburn of the European Commission said on Thursday it disagreed with German advice"]}]}')
@@ -71,7 +71,7 @@ def main() -> int:
         with served(args.model_dir, "--max_batch_size", "1") as url:
             results["unbatched"] = measure("ours, --max_batch_size 1", url, levels, args.seconds, script)
         port = free_port()
-        command = [sys.executable, "-m", "workbench.reference_kserve", "--model_dir", args.model_dir,
+        command = [sys.executable, "-m", "workbench.testsupport.kserve_modelserver", "--model_dir", args.model_dir,
                    "--model_name", "model", "--http_port", str(port)]
         with served_command(command, port, timeout=180) as url:
             results["kserve"] = measure("KServe ModelServer (HF runtime stand-in)", url, levels, args.seconds, script)

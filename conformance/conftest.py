@@ -58,7 +58,7 @@ def pytest_addoption(parser, pluginmanager):
     group.addoption("--ingress", default=None, metavar="HOST:PORT", help="ingress gateway address for --isvc")
     group.addoption("--serve-with", default="builtin", choices=("builtin", "kserve"),
                     help="without --endpoint: serve the tiny models with the built-in predictor (default) "
-                         "or with KServe's own ModelServer (workbench.reference_kserve)")
+                         "or with KServe's own ModelServer (workbench.testsupport.kserve_modelserver)")
 
 
 def pytest_configure(config):
@@ -191,7 +191,7 @@ def conformance_config(pytestconfig):
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """task -> a tiny model directory built once per session (offline runs only)."""
-    from workbench.tiny_models import build_tiny_model
+    from workbench.testsupport.tiny_models import build_tiny_model
 
     built: dict[str, str] = {}
 

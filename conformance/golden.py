@@ -156,7 +156,7 @@ def compare_case(case: Case, protocol: str, got_rows: list, got_tensor: dict | N
 def golden_case_from_reference(reference, case_id: str, model: str, mode: str, texts: list[str],
                                flags: list[str] | None = None, model_names: list[str] | None = None) -> dict:
     """A golden case computed from a local model (used to make expectation files for tiny models)."""
-    from conformance.target import MODE_FLAGS
+    from workbench.tasks import MODE_FLAGS
 
     predictions = reference.predictions(texts, mode)
     case = {"id": case_id, "model": model, "task": reference.task, "mode": mode,

@@ -3,7 +3,7 @@
 The computation follows KServe's Hugging Face runtime (reference doc §1): all texts of a request are
 tokenized together with padding and truncation, lowercased unless the endpoint runs with
 `--disable_lower_case`, one forward pass, then the runtime's post-processing (shared with
-`workbench.reference_kserve`). The result is turned into canonical rows by `semantics.v1_rows`.
+`workbench.testsupport.kserve_modelserver`). The result is turned into canonical rows by `semantics.v1_rows`.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class ReferenceModel:
         """What the runtime's V1 `predictions` would be, as JSON (integer dict keys become strings)."""
         import torch
 
-        from workbench.reference_kserve import (
+        from workbench.testsupport.kserve_modelserver import (
             postprocess_fill_mask,
             postprocess_sequence_classification,
             postprocess_token_classification,

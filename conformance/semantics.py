@@ -20,8 +20,7 @@ import ast
 import math
 from typing import Any
 
-TASKS = ("token_classification", "sequence_classification", "fill_mask")
-MODES = ("default", "probabilities", "logits")
+from workbench.tasks import MODES, TASKS  # noqa: F401  (names only: the one list of tasks and modes)
 
 INTEGER_RANGES = {
     "INT8": (-(2**7), 2**7 - 1), "INT16": (-(2**15), 2**15 - 1), "INT32": (-(2**31), 2**31 - 1),

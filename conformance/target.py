@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 from conformance import semantics
 
-MODE_FLAGS = {"default": [], "probabilities": ["--return_probabilities"], "logits": ["--return_raw_logits"]}
+from workbench.tasks import MODE_FLAGS
 
 SAMPLE_TEXTS = [
     "My name is Wolfgang and I live in Berlin",
@@ -114,14 +114,14 @@ def server_command(server: str, model_dir: str | Path, model_name: str, mode: st
         return [sys.executable, "-m", "workbench", "serve", "--model_name", model_name, "--model_dir", str(model_dir),
                 "--http_port", str(port), "--host", "127.0.0.1", *flags]
     if server == "kserve":
-        return [sys.executable, "-m", "workbench.reference_kserve", "--model_name", model_name,
+        return [sys.executable, "-m", "workbench.testsupport.kserve_modelserver", "--model_name", model_name,
                 "--model_dir", str(model_dir), "--http_port", str(port), *flags]
     raise ValueError(f"unknown server {server!r}: builtin or kserve")
 
 
 @contextlib.contextmanager
 def serve_locally(server: str, model_dir: str | Path, model_name: str, mode: str, timeout: float = 120.0) -> Iterator[str]:
-    from workbench.testing import free_port, served_command
+    from workbench.testsupport.servers import free_port, served_command
 
     port = free_port()
     with served_command(server_command(server, model_dir, model_name, mode, port), port, timeout=timeout) as url:

@@ -27,7 +27,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
     """A function task -> directory of a tiny model for that task, built once per session."""
-    from workbench.tiny_models import build_tiny_model
+    from workbench.testsupport.tiny_models import build_tiny_model
 
     built: dict[tuple, str] = {}
 

@@ -1,5 +1,3 @@
 """workbench: fine-tune, serve and check Hugging Face encoder models for KServe."""
 
 __version__ = "0.1.0"
-
-TASKS = ("token_classification", "sequence_classification", "fill_mask")

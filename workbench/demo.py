@@ -29,8 +29,8 @@ def show(title: str, url: str, path: str, body: dict, response: httpx.Response) 
 
 
 def run_task(task: str, directory: Path) -> None:
-    from workbench.testing import served
-    from workbench.tiny_models import build_tiny_model
+    from workbench.testsupport.servers import served
+    from workbench.testsupport.tiny_models import build_tiny_model
 
     build_tiny_model(task, directory / task)
     texts = SAMPLES[task]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from workbench.bench.cli import main
-from workbench.testing import free_port, served, served_command
+from workbench.testsupport.servers import free_port, served, served_command
 
 FAKE_SERVER = Path(__file__).with_name("fake_server.py")
 
@@ -120,7 +120,7 @@ def test_bench_against_our_predictor(tiny_models, tmp_path, protocol):
 def test_bench_against_kserve_model_server(tiny_models, tmp_path):
     model_dir = tiny_models("token_classification")
     port = free_port()
-    command = [sys.executable, "-m", "workbench.reference_kserve", "--model_dir", model_dir,
+    command = [sys.executable, "-m", "workbench.testsupport.kserve_modelserver", "--model_dir", model_dir,
                "--model_name", "model", "--http_port", str(port)]
     with served_command(command, port, timeout=120) as url:
         code, report, plot = run_bench(url, tmp_path, protocol="v1")

@@ -1,4 +1,4 @@
-"""The suite against a server nobody here wrote: KServe's own ModelServer (workbench.reference_kserve).
+"""The suite against a server nobody here wrote: KServe's own ModelServer (workbench.testsupport.kserve_modelserver).
 
 Token classification in default and probabilities mode. Under `--profile kserve` KServe's known
 defects are reported as known divergences with their reason and nothing fails; under `--profile
@@ -36,7 +36,7 @@ MUST_PASS = {
 @pytest.fixture(scope="module", params=["default", "probabilities"])
 def kserve_endpoint(request, tiny_models):
     from conformance.target import server_command
-    from workbench.testing import free_port, served_command
+    from workbench.testsupport.servers import free_port, served_command
 
     model_dir = tiny_models("token_classification")
     port = free_port()

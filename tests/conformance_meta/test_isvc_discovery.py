@@ -18,7 +18,7 @@ ISVC = {
 
 
 def test_isvc_resolves_url_host_model_task_mode_and_protocol(tiny_models, tmp_path, monkeypatch):
-    from workbench.testing import served
+    from workbench.testsupport.servers import served
 
     api = FakeKubeAPI().start()
     try:

@@ -39,7 +39,7 @@ def mutant_endpoint(tiny_models, tmp_path_factory):
     from conformance.golden import golden_case_from_reference
     from conformance.reference import ReferenceModel
     from conformance.target import SAMPLE_TEXTS
-    from workbench.testing import free_port, served, served_command
+    from workbench.testsupport.servers import free_port, served, served_command
 
     model_dir = tiny_models("token_classification")
     golden = tmp_path_factory.mktemp("golden") / "tiny.json"

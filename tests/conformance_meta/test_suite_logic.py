@@ -168,7 +168,7 @@ def test_report_paths_and_markdown(tmp_path):
 
 
 def test_runner_points_pytest_at_the_installed_suite():
-    from workbench.conformance_runner import conformance_dir, pytest_args
+    from conformance.__main__ import pytest_args, suite_dir
 
-    assert (conformance_dir() / "conftest.py").exists()
-    assert pytest_args(["--endpoint", "http://x"])[0] == str(conformance_dir())
+    assert (suite_dir() / "conftest.py").exists()
+    assert pytest_args(["--endpoint", "http://x"])[0] == str(suite_dir())

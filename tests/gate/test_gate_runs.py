@@ -86,7 +86,7 @@ def test_gate_fails_when_f1_is_below_the_floor(passing_run, tmp_path, monkeypatc
 @pytest.fixture(scope="module")
 def mutant_endpoint(tiny_models):
     """A real predictor behind the mutant proxy; yields the proxy's URL."""
-    from workbench.testing import free_port, served, served_command
+    from workbench.testsupport.servers import free_port, served, served_command
 
     with served(tiny_models("token_classification")) as upstream:
         port = free_port()

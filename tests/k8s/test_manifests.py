@@ -234,7 +234,7 @@ def test_workbench_container_args_start_the_real_predictor(tiny_models):
 
     import httpx
 
-    from workbench.testing import free_port, served_command
+    from workbench.testsupport.servers import free_port, served_command
 
     doc = m.inference_service(m.PredictorOptions(
         name="wb-ner", storage_uri="pvc://models/ner", model_name="ner", runtime="workbench", protocol="v2",

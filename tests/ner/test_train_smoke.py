@@ -110,7 +110,7 @@ def test_resume_latest_picks_the_last_checkpoint(trained, tiny_models, tmp_path,
 
 
 def test_label_count_mismatch_is_a_clear_error_before_training(tmp_path, capsys):
-    from workbench.tiny_models import build_tiny_model
+    from workbench.testsupport.tiny_models import build_tiny_model
 
     two_labels = build_tiny_model("token_classification", tmp_path / "two", labels=["O", "B-X"])
     code = main(["--model_name_or_path", str(two_labels), "--output_dir", str(tmp_path / "out"),
@@ -149,7 +149,7 @@ def direct_ids(model_dir: Path, texts: list[str]) -> list[list[int]]:
 
 
 def test_saved_directory_is_served_and_answers_like_transformers(trained):
-    from workbench.testing import served
+    from workbench.testsupport.servers import served
 
     run_a, _ = trained
     expected = direct_ids(run_a, [TEXT])

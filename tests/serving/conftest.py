@@ -7,7 +7,7 @@ import contextlib
 import httpx
 import pytest
 
-from workbench.testing import served
+from workbench.testsupport.servers import served
 
 
 @pytest.fixture(scope="session")

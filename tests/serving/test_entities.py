@@ -20,7 +20,7 @@ import pytest
 from workbench.serving.entities import (STRATEGIES, EntityParams, check_for_model, parse_hf_request,
                                         parse_parameters)
 from workbench.serving.errors import BadRequest
-from workbench.testing import served
+from workbench.testsupport.servers import served
 
 MAX_POSITIONS = 32
 TEXTS = ["My name is Wolfgang and I live in Berlin", "My name is Lisa and I live in Paris",
@@ -34,7 +34,7 @@ SCORE_TOLERANCE = 1e-4  # padding in a batch moves the last bits of a float
 
 @pytest.fixture(scope="module")
 def short_model(tmp_path_factory):
-    from workbench.tiny_models import build_tiny_model
+    from workbench.testsupport.tiny_models import build_tiny_model
 
     return str(build_tiny_model("token_classification", tmp_path_factory.mktemp("tiny-ner-32"),
                                 max_position_embeddings=MAX_POSITIONS))
@@ -42,7 +42,7 @@ def short_model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cased_model(tmp_path_factory):
-    from workbench.tiny_models import build_tiny_model
+    from workbench.testsupport.tiny_models import build_tiny_model
 
     return str(build_tiny_model("token_classification", tmp_path_factory.mktemp("tiny-ner-32-cased"),
                                 cased=True, max_position_embeddings=MAX_POSITIONS))

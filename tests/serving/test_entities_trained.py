@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.testing import served
+from workbench.testsupport.servers import served
 
 QUICK_STEPS = 8  # names and offsets only: a few seconds of training
 LEARNED_STEPS = 60  # Lisa and Paris found: ~40 s of training on a busy 2-core machine, so marked slow
@@ -23,7 +23,7 @@ def tiny_trainable_model(directory) -> str:
     import torch
     from transformers import AutoConfig, BertForTokenClassification
 
-    from workbench.tiny_models import build_tiny_model
+    from workbench.testsupport.tiny_models import build_tiny_model
 
     path = build_tiny_model("token_classification", directory, max_position_embeddings=64)
     config = AutoConfig.from_pretrained(path)

@@ -7,7 +7,7 @@ import pytest
 
 from tests.serving.conftest import v1, v2
 from tests.serving.reference import KServeReference
-from workbench.testing import served
+from workbench.testsupport.servers import served
 
 pytestmark = pytest.mark.slow
 
@@ -18,7 +18,7 @@ def minilm_ner_dir(tmp_path_factory):
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    from workbench.tiny_models import CONLL_LABELS
+    from workbench.testsupport.tiny_models import CONLL_LABELS
 
     torch.manual_seed(0)
     path = minilm.get_model_path()

@@ -6,7 +6,7 @@ import pytest
 
 from workbench.serving import protocol_v1, protocol_v2
 from workbench.serving.errors import BadRequest
-from workbench.serving.tasks import infer_task
+from workbench.tasks import infer_task
 
 
 def test_v1_reads_instances_or_inputs_and_a_bare_string():

@@ -13,7 +13,7 @@ from workbench.serving.errors import BadRequest, Overloaded
 
 
 class RecordingModel:
-    """prepare/forward pair: output = (payload, span, batch number); records the batches it saw."""
+    """prepare/forward pair: output = (payload, request_length, batch number); records the batches it saw."""
 
     def __init__(self, gate: threading.Event | None = None, fail_on: str | None = None):
         self.batches: list[list[str]] = []
@@ -30,7 +30,7 @@ class RecordingModel:
         if self.fail_on in payloads:
             raise RuntimeError("model exploded")
         self.batches.append(payloads)
-        return [(item.payload, item.span, len(self.batches)) for item in items]
+        return [(item.payload, item.request_length, len(self.batches)) for item in items]
 
 
 def make_queue(model, **limits):
@@ -45,14 +45,14 @@ def test_each_request_gets_its_own_outputs_in_order():
         queue = make_queue(model)
         queue.start()
         requests = [[f"r{r}t{t}" for t in range(r % 3 + 1)] for r in range(10)]
-        answers = await asyncio.gather(*(queue.submit(texts, span=5 + r) for r, texts in enumerate(requests)))
+        answers = await asyncio.gather(*(queue.submit(texts, request_length=5 + r) for r, texts in enumerate(requests)))
         await queue.stop()
         return requests, answers, model
 
     requests, answers, model = asyncio.run(scenario())
     for r, (texts, answer) in enumerate(zip(requests, answers)):
         assert [payload for payload, _, _ in answer] == texts
-        assert all(span == 5 + r for _, span, _ in answer)
+        assert all(request_length == 5 + r for _, request_length, _ in answer)
     assert all(len(batch) <= 4 for batch in model.batches)
     assert any(len(batch) > 1 for batch in model.batches), "concurrent texts were never batched together"
 
@@ -62,13 +62,13 @@ def test_a_full_queue_answers_overloaded_at_once():
         gate = threading.Event()
         queue = make_queue(RecordingModel(gate), max_queue_size=4)
         queue.start()
-        first = asyncio.ensure_future(queue.submit(["a", "b", "c"], span=3))
+        first = asyncio.ensure_future(queue.submit(["a", "b", "c"], request_length=3))
         await asyncio.sleep(0.05)
         with pytest.raises(Overloaded, match="capacity"):
-            await queue.submit(["d", "e"], span=3)
+            await queue.submit(["d", "e"], request_length=3)
         gate.set()
         result = await first
-        after = await queue.submit(["d", "e"], span=3)  # room again once the model caught up
+        after = await queue.submit(["d", "e"], request_length=3)  # room again once the model caught up
         await queue.stop()
         return result, after
 
@@ -82,7 +82,7 @@ def test_a_request_larger_than_the_queue_is_a_bad_request():
         queue.start()
         try:
             with pytest.raises(BadRequest, match="at most 2"):
-                await queue.submit(["a", "b", "c"], span=3)
+                await queue.submit(["a", "b", "c"], request_length=3)
         finally:
             await queue.stop()
 
@@ -94,8 +94,8 @@ def test_a_model_failure_fails_only_its_batch_and_the_queue_keeps_serving():
         queue = make_queue(RecordingModel(fail_on="boom"), max_batch_size=1)
         queue.start()
         with pytest.raises(RuntimeError, match="exploded"):
-            await queue.submit(["boom"], span=3)
-        ok = await queue.submit(["fine"], span=3)
+            await queue.submit(["boom"], request_length=3)
+        ok = await queue.submit(["fine"], request_length=3)
         await queue.stop()
         return ok
 
@@ -108,14 +108,14 @@ def test_cancelled_requests_are_dropped_before_the_model_runs_them():
         model = RecordingModel(gate)
         queue = make_queue(model, max_batch_size=1)
         queue.start()
-        blocker = asyncio.ensure_future(queue.submit(["first"], span=3))
+        blocker = asyncio.ensure_future(queue.submit(["first"], request_length=3))
         await asyncio.sleep(0.05)  # "first" is now in the model, held by the gate
-        doomed = asyncio.ensure_future(queue.submit(["cancelled"], span=3))
+        doomed = asyncio.ensure_future(queue.submit(["cancelled"], request_length=3))
         await asyncio.sleep(0.01)
         doomed.cancel()
         gate.set()
         await blocker
-        await queue.submit(["last"], span=3)
+        await queue.submit(["last"], request_length=3)
         await queue.stop()
         return model.batches
 

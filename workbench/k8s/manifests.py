@@ -23,7 +23,7 @@ STORAGE_API_VERSION = "serving.kserve.io/v1alpha1"
 RUNTIMES = ("huggingface", "workbench")
 PROTOCOLS = ("v1", "v2")
 OUTPUTS = ("default", "probabilities", "raw_logits")
-TASKS = ("token_classification", "sequence_classification", "fill_mask")
+from workbench.tasks import TASKS
 STORAGE_SCHEMES = ("hf://", "pvc://", "s3://", "gs://", "https://", "http://", "oci://")
 
 # The image `docker build` makes from the repository's Dockerfile. registry.example.com is a placeholder:

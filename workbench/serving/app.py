@@ -25,7 +25,7 @@ from workbench.serving import entities, protocol_v1, protocol_v2
 from workbench.serving.args import ServeConfig
 from workbench.serving.batching import BatchQueue
 from workbench.serving.errors import BadRequest, ModelNotFound, NotReady, PayloadTooLarge, RequestError
-from workbench.serving.metrics import ServerMetrics
+from workbench.serving.prometheus import ServerMetrics
 from workbench.serving.predictor import Predictor
 from workbench.serving.runner import EncoderRunner
 
@@ -249,7 +249,7 @@ def build_app(state: ServerState, load_in_background: bool = True,
             outputs = [protocol_v2.to_tensor("output-0", prediction.inferences)]
             if config.return_offsets_mapping and predictor.task == "token_classification":
                 offsets = prediction.offset_mapping()
-                outputs.append({"name": "offset_mapping", "shape": [len(offsets), prediction.span, 2],
+                outputs.append({"name": "offset_mapping", "shape": [len(offsets), prediction.request_length, 2],
                                 "datatype": "INT64", "parameters": None,
                                 "data": [v for row in offsets for pair in row for v in pair]})
             outputs = protocol_v2.select_outputs(outputs, parsed.requested_outputs)

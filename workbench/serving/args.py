@@ -9,9 +9,8 @@ import argparse
 import dataclasses
 from dataclasses import dataclass
 
-from workbench.serving.tasks import Mode
+from workbench.tasks import TASKS, Mode
 
-TASK_CHOICES = ["token_classification", "sequence_classification", "fill_mask"]
 DTYPE_CHOICES = ["auto", "float32", "float", "float16", "half", "bfloat16"]
 
 
@@ -56,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--model_name", default="model", help="the name in URLs (default: model)")
     model.add_argument("--model_dir", default=None, help="local model directory (default: /mnt/models)")
     model.add_argument("--model_id", default=None, help="Hugging Face Hub id (downloads; needs network)")
-    model.add_argument("--task", choices=TASK_CHOICES, default=None,
+    model.add_argument("--task", choices=TASKS, default=None,
                        help="inferred from config.architectures when absent")
     model.add_argument("--disable_lower_case", action="store_true",
                        help="do not lowercase inputs (KServe lowercases by default, even for cased models)")

@@ -6,7 +6,7 @@ everything waiting, plans batches (pure function `plan_batches`: sorted by lengt
 and runs them one after another on the model thread. While the model runs one batch, the next
 one is prepared (padding, tensors, pinned memory) on another thread.
 
-Each text carries `span`, its request's longest tokenized length: the model output is sliced back
+Each text carries `request_length`, the longest tokenized length of its request: the model output is sliced back
 to it, so a request gets exactly the shape (and padding positions) it would get alone.
 """
 
@@ -63,7 +63,7 @@ class WorkItem:
     """One text on its way to the model."""
 
     payload: Any  # what the runner needs (the tokenized text)
-    span: int  # the request's longest tokenized length
+    request_length: int  # the request's longest tokenized length
     future: asyncio.Future = field(default=None)  # type: ignore[assignment]
 
 
@@ -126,7 +126,7 @@ class BatchQueue:
         self._model_thread.shutdown(wait=False, cancel_futures=True)
         self._prep_thread.shutdown(wait=False, cancel_futures=True)
 
-    async def submit(self, payloads: Sequence[Any], span: int) -> list[Any]:
+    async def submit(self, payloads: Sequence[Any], request_length: int) -> list[Any]:
         if len(payloads) > self.max_queue_size:  # could never fit: not worth a retry
             raise BadRequest(f"request carries {len(payloads)} texts but the queue holds at most "
                              f"{self.max_queue_size} (--max_queue_size)")
@@ -135,7 +135,7 @@ class BatchQueue:
                 f"server is at capacity ({self.depth} texts queued, limit {self.max_queue_size}); retry later"
             )
         loop = asyncio.get_running_loop()
-        items = [WorkItem(payload, span, loop.create_future()) for payload in payloads]
+        items = [WorkItem(payload, request_length, loop.create_future()) for payload in payloads]
         self._pending.extend(items)
         assert self._wakeup is not None, "BatchQueue.start() was not called"
         self._wakeup.set()
@@ -148,7 +148,7 @@ class BatchQueue:
         return items
 
     def _plan(self, items: list[WorkItem]) -> list[list[WorkItem]]:
-        plans = plan_batches([item.span for item in items], self.max_batch_tokens, self.max_batch_size,
+        plans = plan_batches([item.request_length for item in items], self.max_batch_tokens, self.max_batch_size,
                              self.pad_multiple, self.max_positions)
         return [[items[i] for i in plan] for plan in plans]
 
@@ -182,7 +182,7 @@ class BatchQueue:
                             if not item.future.done():
                                 item.future.set_result(output)
                         if self._on_batch is not None:
-                            longest = max(item.span for item in batch)
+                            longest = max(item.request_length for item in batch)
                             self._on_batch(BatchStats(
                                 len(batch), len(batch) * padded_length(longest, self.pad_multiple, self.max_positions),
                                 time.perf_counter() - started))

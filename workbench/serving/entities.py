@@ -210,7 +210,7 @@ class EntityService:
     async def predict(self, texts: list[str], params: EntityParams) -> EntityResult:
         self.check(params)
         windows, owners, truncated = await asyncio.to_thread(self.runner.tokenize_windows, texts, params.stride)
-        span = max(len(window) for window in windows)
-        outputs = await self.queue.submit(windows, span)
+        request_length = max(len(window) for window in windows)
+        outputs = await self.queue.submit(windows, request_length)
         entities = await asyncio.to_thread(self.postprocess, texts, windows, owners, outputs, params)
         return EntityResult(entities, truncated)

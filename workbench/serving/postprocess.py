@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from workbench.serving.tasks import Mode
+from workbench.tasks import Mode
 
 
 def _rounded_dict(values: Sequence[float]) -> dict[int, float]:

@@ -23,14 +23,14 @@ INLINE_CHARS = 2000  # requests up to this many characters (and 4 texts) stay on
 class Prediction:
     inferences: list  # one per text, KServe's shape
     encoded: list[Encoded]
-    span: int  # the request's longest tokenized length (S)
+    request_length: int  # the request's longest tokenized length (S)
 
     def offset_mapping(self) -> list[list[list[int]]]:
         """[B, S, 2] character spans, (0, 0) at special and padding positions, like the tokenizer's."""
         rows = []
         for enc in self.encoded:
             spans = [list(o) for o in (enc.offsets or [])]
-            rows.append(spans + [[0, 0]] * (self.span - len(spans)))
+            rows.append(spans + [[0, 0]] * (self.request_length - len(spans)))
         return rows
 
 
@@ -64,18 +64,18 @@ class Predictor:
             encoded = self.runner.tokenize(texts)
         else:
             encoded = await asyncio.to_thread(self.runner.tokenize, texts)
-        span = max(len(enc) for enc in encoded)
-        outputs = await self.queue.submit(encoded, span)
-        return outputs, encoded, span
+        request_length = max(len(enc) for enc in encoded)
+        outputs = await self.queue.submit(encoded, request_length)
+        return outputs, encoded, request_length
 
     async def predict(self, texts: list[str]) -> Prediction:
-        outputs, encoded, span = await self.model_outputs(texts)
+        outputs, encoded, request_length = await self.model_outputs(texts)
         args = (self.task, self.config.mode, outputs, self.runner.decode)
         if self.is_small(texts):
             inferences = postprocess.inferences_for(*args)
         else:
             inferences = await asyncio.to_thread(postprocess.inferences_for, *args)
-        return Prediction(inferences, encoded, span)
+        return Prediction(inferences, encoded, request_length)
 
     async def entities(self, texts: list[str], params: EntityParams) -> EntityResult:
         """Entities per text (the Hugging Face Inference API's answer), through the same queue."""

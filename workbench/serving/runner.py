@@ -17,7 +17,7 @@ import torch
 from workbench.serving.args import ServeConfig
 from workbench.serving.batching import WorkItem, padded_length
 from workbench.serving.errors import BadRequest
-from workbench.serving.tasks import infer_task
+from workbench.tasks import infer_task, model_class
 
 log = logging.getLogger("workbench.serve")
 
@@ -84,8 +84,7 @@ class EncoderRunner:
 
     # -- loading ---------------------------------------------------------------------------------
     def load(self) -> None:
-        from transformers import (AutoConfig, AutoModelForMaskedLM, AutoModelForSequenceClassification,
-                                  AutoModelForTokenClassification, AutoTokenizer)
+        from transformers import AutoConfig, AutoTokenizer
 
         source = self.config.model_source
         model_config = AutoConfig.from_pretrained(source)
@@ -112,14 +111,12 @@ class EncoderRunner:
         if not self.tokenizer.is_fast and self.config.return_offsets_mapping:
             raise SystemExit("workbench serve: --return_offsets_mapping needs a fast tokenizer")
 
-        model_class = {"token_classification": AutoModelForTokenClassification,
-                       "sequence_classification": AutoModelForSequenceClassification,
-                       "fill_mask": AutoModelForMaskedLM}[self.task]
+        auto_class = model_class(self.task)
         kwargs: dict[str, Any] = {"dtype": self.dtype}
         try:
-            model = model_class.from_pretrained(source, attn_implementation="sdpa", **kwargs)
+            model = auto_class.from_pretrained(source, attn_implementation="sdpa", **kwargs)
         except (ValueError, ImportError):  # architectures without SDPA support
-            model = model_class.from_pretrained(source, **kwargs)
+            model = auto_class.from_pretrained(source, **kwargs)
         if self.tokenizer.pad_token is None:
             log.warning("the tokenizer has no padding token; adding [PAD]")
             self.tokenizer.add_special_tokens({"pad_token": "[PAD]"})
@@ -219,7 +216,7 @@ class EncoderRunner:
 
     # -- batches (prepare thread, then model thread) --------------------------------------------------
     def prepare(self, items: list[WorkItem]) -> PreparedBatch:
-        length = padded_length(max(item.span for item in items), 8, self.max_positions)
+        length = padded_length(max(item.request_length for item in items), 8, self.max_positions)
         n = len(items)
         pad_id = self.tokenizer.pad_token_id
         input_ids = torch.full((n, length), pad_id, dtype=torch.long)
@@ -246,7 +243,7 @@ class EncoderRunner:
         outputs: list[torch.Tensor] = []
         if self.task == "token_classification":
             for row, item in enumerate(batch.items):
-                outputs.append(logits[row, : item.span])
+                outputs.append(logits[row, : item.request_length])
         elif self.task == "sequence_classification":
             outputs = list(logits)
         else:

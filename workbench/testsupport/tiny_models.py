@@ -11,6 +11,8 @@ import argparse
 import string
 from pathlib import Path
 
+from workbench.tasks import TASKS
+
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 # Words chosen so that the seed examples and the project's own sample sentences tokenize mostly
@@ -152,7 +154,7 @@ def build_tiny_model(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="workbench tiny-model", description=__doc__.splitlines()[0])
-    parser.add_argument("task", choices=["token_classification", "sequence_classification", "fill_mask"])
+    parser.add_argument("task", choices=TASKS)
     parser.add_argument("directory", type=Path)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cased", action="store_true", help="cased vocabulary, tokenizer without lowercasing")

@@ -17,7 +17,7 @@ A small `kserve.Model` that does what KServe's Hugging Face runtime (`huggingfac
 It is deliberately NOT optimised: the conformance suite and the throughput benchmarks use it as
 KServe's stand-in. It needs the `kserve` package (a test extra of workbench).
 
-    python -m workbench.reference_kserve --model_dir DIR --model_name NAME --http_port P \
+    python -m workbench.testsupport.kserve_modelserver --model_dir DIR --model_name NAME --http_port P \
         [--task T] [--return_probabilities | --return_raw_logits] [--disable_lower_case]
 
 Ports: `--http_port` (default 8080) serves REST V1 + V2; gRPC is off unless `--grpc_port` is given.
@@ -30,21 +30,7 @@ import argparse
 import sys
 from typing import Any
 
-TASKS = ("token_classification", "sequence_classification", "fill_mask")
-ARCHITECTURE_SUFFIX_TO_TASK = {
-    "ForTokenClassification": "token_classification",
-    "ForSequenceClassification": "sequence_classification",
-    "ForMaskedLM": "fill_mask",
-}
-
-
-def infer_task(architectures: list[str] | None) -> str:
-    """The task from `config.architectures[0]`'s suffix, as the runtime infers it when --task is absent."""
-    name = (architectures or [""])[0]
-    for suffix, task in ARCHITECTURE_SUFFIX_TO_TASK.items():
-        if name.endswith(suffix):
-            return task
-    raise ValueError(f"cannot infer the task from architectures {architectures!r}; pass --task")
+from workbench.tasks import TASKS, infer_task, model_class
 
 
 def postprocess_sequence_classification(logits, *, probabilities: bool, raw_logits: bool) -> list:
@@ -102,19 +88,7 @@ def build_model_class():
     import torch
     from kserve import Model
     from kserve.utils.utils import get_predict_input, get_predict_response
-    from transformers import (
-        AutoConfig,
-        AutoModelForMaskedLM,
-        AutoModelForSequenceClassification,
-        AutoModelForTokenClassification,
-        AutoTokenizer,
-    )
-
-    model_classes = {
-        "token_classification": AutoModelForTokenClassification,
-        "sequence_classification": AutoModelForSequenceClassification,
-        "fill_mask": AutoModelForMaskedLM,
-    }
+    from transformers import AutoConfig, AutoTokenizer
 
     class ReferenceEncoderModel(Model):
         def __init__(self, name: str, model_dir: str, *, task: str | None = None, do_lower_case: bool = True,
@@ -137,7 +111,7 @@ def build_model_class():
             # As KServe's runtime: CUDA when available, and dtype "auto" = float16 there, float32 on the CPU.
             self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
             dtype = torch.float16 if self.device.type == "cuda" else torch.float32
-            self.network = model_classes[self.task].from_pretrained(self.model_dir, dtype=dtype).to(self.device)
+            self.network = model_class(self.task).from_pretrained(self.model_dir, dtype=dtype).to(self.device)
             self.network.eval()
             self.ready = True
             return self.ready
@@ -172,7 +146,7 @@ def build_model_class():
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m workbench.reference_kserve",
+        prog="python -m workbench.testsupport.kserve_modelserver",
         description="Serve a Hugging Face encoder model with KServe's own ModelServer, as KServe's HF runtime would.")
     parser.add_argument("--model_dir", required=True, help="a saved Hugging Face model directory")
     parser.add_argument("--model_name", default="model", help="the name in URLs (default: model)")
@@ -202,8 +176,8 @@ def _import_kserve():
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     kserve = _import_kserve()
-    model_class = build_model_class()
-    model = model_class(args.model_name, args.model_dir, task=args.task, do_lower_case=not args.disable_lower_case,
+    encoder_model = build_model_class()
+    model = encoder_model(args.model_name, args.model_dir, task=args.task, do_lower_case=not args.disable_lower_case,
                         add_special_tokens=not args.disable_special_tokens, max_length=args.max_length,
                         return_probabilities=args.return_probabilities, return_raw_logits=args.return_raw_logits)
     model.load()

@@ -168,6 +168,9 @@ def _import_kserve():
     sys.argv = saved[:1]
     try:
         import kserve
+    except ImportError:
+        raise SystemExit("the KServe ModelServer stand-in needs the kserve package: "
+                         "pip install 'workbench[test]' (or pip install kserve)") from None
     finally:
         sys.argv = saved
     return kserve

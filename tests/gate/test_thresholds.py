@@ -180,3 +180,16 @@ def test_disabled_sections_add_no_rows():
 def test_step_errors_fail_the_gate():
     decision = decide({"errors": {"training": "training failed (exit code 2)"}}, parse_config({"conformance": {"enabled": False}}))
     assert not decision.passed and decision.reasons == ["training: training failed (exit code 2)"]
+
+
+def test_a_new_gate_run_removes_an_earlier_runs_reports(tmp_path):
+    from workbench.gate.cli import remove_earlier_outputs
+
+    for name in ("conformance-probabilities.json", "conformance-default.log", "bench.json", "gate-summary.md"):
+        (tmp_path / name).write_text("old")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "notes.txt").write_text("mine")
+    removed = remove_earlier_outputs(tmp_path)
+    assert sorted(p.name for p in removed) == ["bench.json", "conformance-default.log",
+                                               "conformance-probabilities.json", "gate-summary.md"]
+    assert (tmp_path / "model").is_dir() and (tmp_path / "notes.txt").exists()

@@ -180,9 +180,27 @@ def train_options(args: argparse.Namespace, config: GateConfig) -> dict:
     return options
 
 
+# What a gate run writes into its workdir (besides the trained model): removed before each run, so an
+# earlier run's reports (another mode's conformance report, an old bench) never sit beside the new ones.
+GATE_OUTPUTS = ("gate-summary.md", "gate-results.json", "conformance-*.json", "conformance-*.md",
+                "conformance-*.log", "bench.json", "bench*.png", "bench*.md")
+
+
+def remove_earlier_outputs(workdir: Path) -> list[Path]:
+    """Delete the reports an earlier gate run left in `workdir`; returns what was removed."""
+    removed = []
+    for pattern in GATE_OUTPUTS:
+        for path in sorted(workdir.glob(pattern)):
+            if path.is_file():
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
 def run_gate(args: argparse.Namespace, extra: list[str], config: GateConfig) -> tuple[dict, GateConfig]:
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    remove_earlier_outputs(workdir)
     results: dict = {"target": {}, "training": None, "conformance": [], "bench": None, "timings": {}, "errors": {}}
     started = time.perf_counter()
     if args.endpoint or args.isvc:

@@ -32,6 +32,7 @@ class ServeConfig:
     max_batch_size: int = 32
     max_batch_tokens: int = 8192
     max_batch_delay_ms: float = 0.0
+    packing: bool = True
     max_queue_size: int = 2048
     max_request_bytes: int = 16 * 1024 * 1024
     max_request_texts: int = 1024
@@ -86,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="most padded tokens (texts x padded length) in one forward pass")
     batching.add_argument("--max_batch_delay_ms", type=float, default=0.0,
                           help="wait up to this long for more texts before a forward pass (default: none)")
+    batching.add_argument("--disable_packing", action="store_true",
+                          help="one padded row per text instead of packing a batch's texts into shared rows")
     batching.add_argument("--max_queue_size", type=int, default=2048,
                           help="texts waiting for the model before new requests get 503")
     batching.add_argument("--max_request_bytes", type=int, default=16 * 1024 * 1024,
@@ -116,6 +119,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
     same_name = {f.name: getattr(args, f.name) for f in dataclasses.fields(ServeConfig) if hasattr(args, f.name)}
     return ServeConfig(**{**same_name, "model_dir": model_dir, "mode": mode,
                           "lower_case": not args.disable_lower_case,
+                          "packing": not args.disable_packing,
                           "add_special_tokens": not args.disable_special_tokens})
 
 

@@ -58,6 +58,26 @@ def plan_batches(spans: Sequence[int], max_batch_tokens: int, max_batch_size: in
     return batches
 
 
+def pack_rows(segments: Sequence[int], row_tokens: int) -> list[tuple[int, int]]:
+    """Place segments (token lengths) into rows of at most `row_tokens` tokens, longest first, each into
+    the first row with room (first-fit decreasing). A segment longer than `row_tokens` gets a row of
+    its own. Returns each segment's (row, start offset), in the order of `segments`."""
+    order = sorted(range(len(segments)), key=lambda i: -segments[i])
+    used: list[int] = []
+    places: list[tuple[int, int]] = [(0, 0)] * len(segments)
+    for index in order:
+        size = segments[index]
+        for row, filled in enumerate(used):
+            if filled + size <= row_tokens:
+                places[index] = (row, filled)
+                used[row] = filled + size
+                break
+        else:
+            places[index] = (len(used), 0)
+            used.append(size)
+    return places
+
+
 @dataclass
 class WorkItem:
     """One text on its way to the model."""
@@ -70,8 +90,9 @@ class WorkItem:
 @dataclass
 class BatchStats:
     texts: int
-    padded_tokens: int
+    padded_tokens: int  # tokens the model computed (rows x row length), padding included
     seconds: float
+    real_tokens: int = 0  # the texts' own tokens
 
 
 class BatchQueue:
@@ -152,6 +173,16 @@ class BatchQueue:
                              self.pad_multiple, self.max_positions)
         return [[items[i] for i in plan] for plan in plans]
 
+    def _stats(self, batch: list[WorkItem], prepared: Any, seconds: float) -> BatchStats:
+        """Token counts from the prepared batch when it carries them (`real_tokens`, `computed_tokens`),
+        else the padded estimate (texts x longest request length, rounded up)."""
+        computed = getattr(prepared, "computed_tokens", None)
+        if computed is None:
+            longest = max(item.request_length for item in batch)
+            computed = len(batch) * padded_length(longest, self.pad_multiple, self.max_positions)
+        real = getattr(prepared, "real_tokens", None)
+        return BatchStats(len(batch), computed, seconds, real if real is not None else computed)
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
@@ -182,10 +213,7 @@ class BatchQueue:
                             if not item.future.done():
                                 item.future.set_result(output)
                         if self._on_batch is not None:
-                            longest = max(item.request_length for item in batch)
-                            self._on_batch(BatchStats(
-                                len(batch), len(batch) * padded_length(longest, self.pad_multiple, self.max_positions),
-                                time.perf_counter() - started))
+                            self._on_batch(self._stats(batch, prepared, time.perf_counter() - started))
                     self._in_flight -= len(batch)
             except asyncio.CancelledError:
                 raise

@@ -23,6 +23,7 @@ from starlette.routing import Route
 from workbench import __version__
 from workbench.serving import entities, protocol_v1, protocol_v2
 from workbench.serving.args import ServeConfig
+from workbench.serving.backends import make_runner
 from workbench.serving.batching import BatchQueue
 from workbench.serving.errors import BadRequest, ModelNotFound, NotReady, PayloadTooLarge, RequestError
 from workbench.serving.prometheus import ServerMetrics
@@ -50,7 +51,7 @@ class ServerState:
 
     def __init__(self, config: ServeConfig, runner: EncoderRunner | None = None):
         self.config = config
-        self.runner = runner or EncoderRunner(config)
+        self.runner = runner or make_runner(config)
         self.metrics = ServerMetrics()
         self.queue: BatchQueue | None = None
         self.predictor: Predictor | None = None

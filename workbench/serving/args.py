@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from workbench.tasks import TASKS, Mode
 
 DTYPE_CHOICES = ["auto", "float32", "float", "float16", "half", "bfloat16"]
+BACKEND_CHOICES = ["torch", "onnxruntime"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,9 @@ class ServeConfig:
     return_offsets_mapping: bool = False
     dtype: str = "auto"
     device: str = "auto"
+    backend: str = "torch"
+    quantize: str = "none"
+    onnx_cache_dir: str | None = None
     host: str = "0.0.0.0"
     http_port: int = 8080
     max_batch_size: int = 32
@@ -76,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="auto: float16 on CUDA, float32 on CPU")
     model.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                        help="auto: CUDA when available, else CPU")
+    model.add_argument("--backend", choices=BACKEND_CHOICES, default="torch",
+                       help="torch (default), or onnxruntime: the model exported once to ONNX and run by ONNX "
+                            "Runtime (needs the onnx extra)")
+    model.add_argument("--quantize", choices=["none", "int8"], default="none",
+                       help="onnxruntime only: int8 = dynamic int8 quantization of the MatMul/Gemm weights")
+    model.add_argument("--onnx_cache_dir", default=None,
+                       help="where exported ONNX models are kept (default: $XDG_CACHE_HOME/workbench/onnx)")
     server = parser.add_argument_group("server")
     server.add_argument("--http_port", type=int, default=8080)
     server.add_argument("--host", default="0.0.0.0")
@@ -112,6 +123,8 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
             raise SystemExit(f"workbench serve: --{name} must be at least 1 (got {value})")
     if args.max_length is not None and args.max_length < 2:
         raise SystemExit(f"workbench serve: --max_length must be at least 2 (got {args.max_length})")
+    if args.quantize != "none" and args.backend != "onnxruntime":
+        raise SystemExit(f"workbench serve: --quantize {args.quantize} needs --backend onnxruntime")
     model_dir = args.model_dir
     if model_dir is None and args.model_id is None:
         model_dir = "/mnt/models"

@@ -29,7 +29,7 @@ def tools_version() -> str:
 
         return version("grpcio-tools")
     except Exception:
-        raise SystemExit('grpc_codegen: grpcio-tools is not installed; pip install ".[codegen]"') from None
+        raise SystemExit('grpc_codegen: grpcio-tools is not installed; pip install "workbench[codegen]"') from None
 
 
 def generate(out_root: Path) -> list[Path]:

@@ -36,6 +36,8 @@ def run_task(task: str, directory: Path) -> None:
     texts = SAMPLES[task]
     flags = FLAGS[task]
     print(f"\n=== {task}: workbench serve --model_dir <tiny model> --model_name model {' '.join(flags)}")
+    print("    (an untrained tiny model: the label ids, tokens and scores below are meaningless; the shapes, "
+          "datatypes and routes are what a real model gets)")
     with served(directory / task, *flags) as url, httpx.Client(timeout=60) as http:
         v1_body = {"instances": texts}
         show("V1", url, "/v1/models/model:predict", v1_body, http.post(f"{url}/v1/models/model:predict", json=v1_body))

@@ -77,6 +77,21 @@ def test_a_missing_model_directory_is_a_clear_error(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_an_empty_model_directory_names_what_is_missing(tmp_path, capsys):
+    from workbench.serving.server import main
+
+    assert main(["--model_dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no config.json" in err and "weights" in err and "tokenizer" in err and "Should have" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_complete_model_directory_has_no_problem(tiny_models):
+    from workbench.serving.model_dir import model_dir_problem
+
+    assert model_dir_problem(tiny_models("token_classification")) is None
+
+
 def test_a_model_that_cannot_load_ends_the_server_with_its_reason(tmp_path):
     import subprocess
     import sys

@@ -88,8 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--onnx_cache_dir", default=None,
                        help="where exported ONNX models are kept (default: $XDG_CACHE_HOME/workbench/onnx)")
     server = parser.add_argument_group("server")
-    server.add_argument("--http_port", type=int, default=8080)
-    server.add_argument("--host", default="0.0.0.0")
+    server.add_argument("--http_port", type=int, default=8080, help="REST port (default: 8080, as KServe)")
+    server.add_argument("--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0, all interfaces)")
     server.add_argument("--log_level", default="info", choices=["debug", "info", "warning", "error"])
     batching = parser.add_argument_group("batching and limits")
     batching.add_argument("--max_batch_size", type=int, default=32,

@@ -17,9 +17,13 @@ def main(argv: list[str] | None = None) -> int:
     config = parse_serve_args(argv)
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if config.model_id is None and config.model_dir and not os.path.isdir(config.model_dir):
-        print(f"workbench serve: model directory {config.model_dir} does not exist", file=sys.stderr)
-        return 2
+    if config.model_id is None and config.model_dir:
+        from workbench.serving.model_dir import model_dir_problem
+
+        problem = model_dir_problem(config.model_dir)
+        if problem is not None:
+            print(f"workbench serve: {problem}", file=sys.stderr)
+            return 2
 
     import uvicorn
 

@@ -172,3 +172,22 @@ def test_json_lines_train_file_alone_holds_out_validation(tiny_models, tmp_path,
     assert "holding out 8 training sentences" in capsys.readouterr().out
     results = json.loads((out / "results.json").read_text())
     assert results["data"]["validation"]["sentences"] == 8 and results["data"]["train"]["sentences"] == 72
+
+
+def test_a_missing_train_file_leaves_no_output_directory(tmp_path, capsys):
+    from workbench.ner.train import main
+
+    out = tmp_path / "out"
+    assert main(["--train_file", str(tmp_path / "nope.txt"), "--output_dir", str(out)]) == 2
+    assert "--train_file" in capsys.readouterr().err and not out.exists()
+
+
+def test_help_shows_the_defaults(capsys):
+    import pytest
+
+    from workbench.ner.train import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "(default: ner-model)" in text and "(default: 5e-05)" in text

@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="train/ner.py",
         description="Fine-tune an encoder for NER on CoNLL-style data; the output directory is servable.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     data = p.add_argument_group("data")
     data.add_argument("--dataset_name", help="a Hugging Face Hub dataset with tokens/ner_tags columns")
@@ -68,17 +69,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="replace an existing classification head whose label count differs from the data's")
 
     train = p.add_argument_group("training")
-    train.add_argument("--output_dir", default="ner-model")
-    train.add_argument("--learning_rate", type=float, default=5e-5)
-    train.add_argument("--weight_decay", type=float, default=0.01)
+    train.add_argument("--output_dir", default="ner-model", help="where the model, results.json and plots go")
+    train.add_argument("--learning_rate", type=float, default=5e-5, help="peak learning rate (AdamW, linear decay)")
+    train.add_argument("--weight_decay", type=float, default=0.01, help="AdamW weight decay")
     train.add_argument("--warmup_ratio", type=float, default=0.1, help="fraction of steps with linear warm-up")
-    train.add_argument("--max_grad_norm", type=float, default=1.0)
-    train.add_argument("--num_train_epochs", type=int, default=3)
+    train.add_argument("--max_grad_norm", type=float, default=1.0, help="gradient clipping norm")
+    train.add_argument("--num_train_epochs", type=int, default=3, help="epochs over the train split")
     train.add_argument("--max_train_steps", type=int, help="stop after this many optimizer steps (overrides epochs)")
-    train.add_argument("--per_device_train_batch_size", type=int, default=16)
-    train.add_argument("--per_device_eval_batch_size", type=int, default=64)
-    train.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--per_device_train_batch_size", type=int, default=16, help="sentences per batch and process")
+    train.add_argument("--per_device_eval_batch_size", type=int, default=64, help="sentences per evaluation batch")
+    train.add_argument("--gradient_accumulation_steps", type=int, default=1, help="batches per optimizer step")
+    train.add_argument("--seed", type=int, default=42, help="random seed")
     train.add_argument("--checkpointing_steps", help="save a resumable checkpoint every N steps, or 'epoch'")
     train.add_argument("--resume_from_checkpoint", help="a checkpoint directory, or 'latest' in --output_dir")
     train.add_argument("--strict", action="store_true",
@@ -275,6 +276,20 @@ def write_results(output_dir: Path, state: dict, args, extra: dict) -> dict:
 
 # ----------------------------------------------------------------------------------------- the loop
 
+NO_ENTITIES_WARNING = (
+    "warning: validation F1 is 0.0000: the model finds no entity (it predicts only `O`). It usually trained "
+    "too briefly: train longer (more --num_train_epochs or --max_train_steps; a few hundred steps at least) "
+    "or raise --learning_rate (1e-4 suits MiniLM); the model was saved all the same.")
+
+
+def check_data_files(args) -> None:
+    """Every data file named on the command line exists (checked before anything is written)."""
+    for option in ("train_file", "validation_file", "test_file"):
+        path = getattr(args, option, None)
+        if path and not Path(path).is_file():
+            raise TrainingError(f"--{option} {path} does not exist (or is not a file)")
+
+
 def run(args) -> dict:
     import torch
     from accelerate import Accelerator
@@ -291,6 +306,7 @@ def run(args) -> dict:
     accelerator = Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps)
     set_seed(args.seed)
     output_dir = Path(args.output_dir)
+    check_data_files(args)  # before the output directory exists: a typo leaves nothing behind
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
@@ -483,6 +499,8 @@ def run(args) -> dict:
             f"best epoch {best['epoch']}: validation F1 {best['overall_f1']:.4f}; "
             f"{results['sentences_per_second']:.1f} sentences/s, {results['tokens_per_second']:.0f} tokens/s "
             f"in training; wall time {results['wall_time_seconds']:.1f}s; model saved in {output_dir}")
+        if best["overall_f1"] == 0.0:
+            accelerator.print(NO_ENTITIES_WARNING)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return results

@@ -63,7 +63,8 @@ WORKBENCH_SERVE_FLAGS = frozenset({
     "--max_length", "--max_model_len", "--return_probabilities", "--return_raw_logits", "--return_logits",
     "--disable_postprocess", "--return_offsets_mapping", "--dtype", "--device", "--http_port", "--host",
     "--log_level", "--max_batch_size", "--max_batch_tokens", "--max_batch_delay_ms", "--max_queue_size",
-    "--max_request_bytes", "--max_request_texts",
+    "--max_request_bytes", "--max_request_texts", "--disable_packing", "--backend", "--quantize",
+    "--onnx_cache_dir",
 })
 
 # The command a workbench container runs before its flags.

@@ -98,6 +98,10 @@ def test_a_model_that_cannot_load_ends_the_server_with_its_reason(tmp_path):
 
     from workbench.testsupport.servers import free_port
 
+    # Every file a model directory needs is there, but config.json says nothing loadable.
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\n")
     result = subprocess.run([sys.executable, "-m", "workbench", "serve", "--model_dir", str(tmp_path),
                              "--http_port", str(free_port()), "--host", "127.0.0.1"],
                             capture_output=True, text=True, timeout=120)

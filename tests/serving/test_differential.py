@@ -132,6 +132,19 @@ def test_offsets_mapping_is_a_second_v2_output(server, http, tiny_models):
     assert [o["name"] for o in only["outputs"]] == ["offset_mapping"]
 
 
+def test_offsets_mapping_on_v1_is_an_outputs_tensor_beside_predictions(server, http, tiny_models):
+    """KServe's runtime answers V1 with offsets as {"predictions": [...], "outputs": [offset_mapping tensor]}."""
+    url = server("token_classification", "--return_offsets_mapping")
+    texts = ["My name is Lisa", "Hello"]
+    answer = http.post(f"{url}/v1/models/model:predict", json={"instances": texts}).json()
+    assert sorted(answer) == ["outputs", "predictions"]
+    reference = KServeReference(tiny_models("token_classification"), "token_classification")
+    encoded = reference.tokenizer(texts, padding=True, return_offsets_mapping=True)
+    (offsets,) = answer["outputs"]
+    assert offsets == {"name": "offset_mapping", "datatype": "INT64", "shape": [2, len(encoded["input_ids"][0]), 2],
+                       "data": [v for row in encoded["offset_mapping"] for pair in row for v in pair]}
+
+
 def test_model_metadata_describes_real_tensors(server, http):
     url = server("token_classification")
     meta = http.get(f"{url}/v2/models/model").json()

@@ -33,11 +33,22 @@ def parse_texts(body: Any) -> list[str]:
 
 def build_response(inferences: list, offset_mapping: list | None = None) -> dict:
     """The V1 answer. Integer dict keys become strings when it is serialised (see app.dump_json),
-    as JSON serialisation of KServe's answer makes them."""
+    as JSON serialisation of KServe's answer makes them.
+
+    With offsets (token classification, `--return_offsets_mapping`) KServe's runtime adds an OIP-style
+    tensor beside the predictions: `"outputs": [{"name": "offset_mapping", "datatype": "INT64",
+    "shape": [B, S, 2], "data": [flat]}]` (huggingfaceserver encoder_model.postprocess)."""
     response: dict[str, Any] = {"predictions": inferences}
     if offset_mapping is not None:
-        response["offset_mapping"] = offset_mapping
+        response["outputs"] = [offsets_output(offset_mapping)]
     return response
+
+
+def offsets_output(offset_mapping: list) -> dict:
+    """[B, S, 2] character spans as one flat INT64 tensor."""
+    width = len(offset_mapping[0]) if offset_mapping else 0
+    return {"name": "offset_mapping", "datatype": "INT64", "shape": [len(offset_mapping), width, 2],
+            "data": [value for row in offset_mapping for pair in row for value in pair]}
 
 
 def build_entity_response(entities: list[list[dict]], strategy: str, truncated: list[bool]) -> dict:

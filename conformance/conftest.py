@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from conformance import profiles, semantics
+from conformance.checks import LEVELS
 from conformance.client import ConformanceClient
 
 # No HF_HUB_OFFLINE here: --reference-model may name a hub model on a machine that can reach the hub.
@@ -22,7 +24,9 @@ MARKERS = [
     "clause(text): the protocol clause a conformance check enforces",
     "protocol(name): a conformance check that needs protocol v1 or v2 (or 'both': both of them)",
     "needs_task: a conformance check that needs to know the task (--task)",
+    "level(name): what a conformance check holds the endpoint to: protocol, kserve or workbench (--level)",
 ]
+SUITE_DIR = Path(__file__).resolve().parent
 
 
 def pytest_addoption(parser, pluginmanager):
@@ -51,6 +55,10 @@ def pytest_addoption(parser, pluginmanager):
     group.addoption("--request-timeout", default=None, type=float, help="HTTP timeout per request in seconds (default 30)")
     group.addoption("--profile", default="strict", choices=profiles.PROFILES,
                     help="which known divergences to report as such instead of failing (default: strict)")
+    group.addoption("--level", default=None, metavar="LEVELS",
+                    help="comma-separated levels of checks to run: " + ", ".join(LEVELS) + " (default: all). "
+                         "protocol: what the KServe V1 / OIP documents require; kserve: what KServe's Hugging Face "
+                         "runtime does beyond them; workbench: workbench's extensions")
     group.addoption("--conformance-report", default=None, metavar="PATH",
                     help="write a JSON + Markdown report (PATH.json/PATH.md, or PATH and PATH-with-.md when PATH ends .json)")
     group.addoption("--isvc", default=None, help="resolve the endpoint from this KServe InferenceService")
@@ -64,6 +72,7 @@ def pytest_addoption(parser, pluginmanager):
 def pytest_configure(config):
     for line in MARKERS:
         config.addinivalue_line("markers", line)
+    selected_levels(config)  # a bad --level is a usage error before anything runs
     path = config.getoption("--conformance-report", default=None)
     if path:
         from conformance.report import ConformanceReport
@@ -158,10 +167,51 @@ def _module_rank(item) -> int:
     return MODULE_ORDER.index(name) if name in MODULE_ORDER else len(MODULE_ORDER)
 
 
+# --- levels ------------------------------------------------------------------------------------
+
+def selected_levels(config) -> tuple[str, ...]:
+    """The levels of --level (default: all), validated."""
+    value = config.getoption("--level", default=None)
+    if not value:
+        return tuple(LEVELS)
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in LEVELS]
+    if unknown or not names:
+        raise pytest.UsageError(f"--level {value}: {'unknown level ' + repr(unknown[0]) if unknown else 'no level'} "
+                                f"(levels: {', '.join(LEVELS)}; e.g. --level protocol,kserve)")
+    return tuple(dict.fromkeys(names))
+
+
+def is_suite_check(item) -> bool:
+    """A check of this suite (conformance/test_*.py), not a test elsewhere in the same session."""
+    path = Path(str(getattr(item, "path", "") or ""))
+    return path.parent == SUITE_DIR and path.name.startswith("test_")
+
+
+def check_level(item) -> str | None:
+    marker = item.get_closest_marker("level")
+    return marker.args[0] if marker is not None and marker.args else None
+
+
+def select_by_level(config, items) -> None:
+    """Every check must declare its level (an error otherwise); drop the checks of levels not selected."""
+    unlevelled = sorted({item.nodeid.split("[", 1)[0] for item in items
+                         if is_suite_check(item) and check_level(item) not in LEVELS})
+    if unlevelled:
+        raise pytest.UsageError(f"conformance checks without a level: {', '.join(unlevelled)} -- decorate each "
+                                f"with @level(...) from conformance.checks (one of {', '.join(LEVELS)})")
+    wanted = selected_levels(config)
+    dropped = [item for item in items if is_suite_check(item) and check_level(item) not in wanted]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if not (is_suite_check(item) and check_level(item) not in wanted)]
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Protocol checks first, errors last; skip, before any server starts, checks whose protocol or task
-    the target lacks."""
+    """Checks of the levels asked for; protocol checks first, errors last; skip, before any server starts,
+    checks whose protocol or task the target lacks."""
+    select_by_level(config, items)
     positions = [i for i, item in enumerate(items) if _module_rank(item) < len(MODULE_ORDER)]
     for position, item in zip(positions, sorted((items[i] for i in positions), key=_module_rank)):
         items[position] = item

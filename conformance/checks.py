@@ -8,17 +8,11 @@ from typing import Any
 import httpx
 import pytest
 
+from conformance.levels import LEVELS
 from conformance.profiles import diverge_or_fail
 
 clause = pytest.mark.clause
 needs_task = pytest.mark.needs_task
-
-# What a check holds the endpoint to (docs/conformance.md "Levels"); every check declares one.
-LEVELS = {
-    "protocol": "what the KServe V1 and Open Inference Protocol (V2) documents require",
-    "kserve": "what KServe's Hugging Face runtime does beyond them (input forms, output nesting and datatypes)",
-    "workbench": "workbench's own extensions (Hugging Face entity route, robustness beyond the documents)",
-}
 
 
 def level(name: str):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conformance import profiles, semantics
-from conformance.checks import LEVELS
+from conformance.levels import LEVELS
 from conformance.client import ConformanceClient
 
 # No HF_HUB_OFFLINE here: --reference-model may name a hub model on a machine that can reach the hub.

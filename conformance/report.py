@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from conformance.checks import LEVELS
+from conformance.levels import LEVELS
 
 OUTCOME_KEYS = {"pass": "passed", "fail": "failed", "known-divergence": "known_divergences", "skip": "skipped"}
 

@@ -149,7 +149,43 @@ def target_specs(config) -> list[TargetSpec]:
 
 
 def pytest_sessionstart(session):
-    target_specs(session.config)  # resolve --isvc once, before collection; exits with a clear message on failure
+    specs = target_specs(session.config)  # resolve --isvc once, before collection; exits with a clear message on failure
+    if not session.config.option.collectonly:
+        preflight_endpoints(session.config, specs)
+
+
+def preflight_endpoints(config, specs: list[TargetSpec]) -> None:
+    """Reach each --endpoint target and find its model before anything is collected; stop with one line
+    otherwise. A task or mode the server's metadata tells fills in a missing --task / --mode."""
+    from dataclasses import replace
+
+    from conformance.preflight import PreflightError, probe
+
+    checked = []
+    for spec in specs:
+        if spec.endpoint is None:
+            checked.append(spec)
+            continue
+        client = ConformanceClient(spec.endpoint, host_header=spec.host_header, timeout=request_timeout(config))
+        try:
+            recorder = client.recording([])
+            findings = probe(lambda method, path: recorder.request(method, path, json_body={} if method == "POST" else None),
+                             spec.endpoint, spec.model_name, spec.protocols, spec.host_header)
+        except PreflightError as exc:
+            pytest.exit(f"conformance: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+        finally:
+            client.close()
+        inferred = {}
+        if spec.task is None and findings.task:
+            inferred["task"] = findings.task
+        if config.getoption("--mode") is None and findings.mode and findings.mode != spec.mode:
+            inferred["mode"] = findings.mode
+        if inferred:
+            task, mode = inferred.get("task", spec.task), inferred.get("mode", spec.mode)
+            spec = replace(spec, id=f"{task or 'task-unknown'}-{mode}", task=task, mode=mode)
+            config._conformance_inferred = {**getattr(config, "_conformance_inferred", {}), **inferred}
+        checked.append(spec)
+    config._conformance_specs = checked
 
 
 def pytest_generate_tests(metafunc):
@@ -231,6 +267,58 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="needs --task to know what the outputs mean"))
 
 
+# --- short failure reasons ---------------------------------------------------------------------
+
+def _where_failed(excinfo) -> str:
+    """`conformance/test_x.py:42`: the innermost line of the suite's own code in the traceback."""
+    entries = [entry for entry in excinfo.traceback if Path(str(entry.path)).parent == SUITE_DIR]
+    checks = [entry for entry in entries if Path(str(entry.path)).name.startswith("test_")]
+    entry = (checks or entries or list(excinfo.traceback))[-1]
+    path = Path(str(entry.path))
+    shown = f"{SUITE_DIR.name}/{path.name}" if path.parent == SUITE_DIR else path.name
+    return f"{shown}:{entry.lineno + 1}"
+
+
+def _lines(text: str, count: int = 2, width: int = 300) -> str:
+    kept = [line if len(line) <= width else line[:width] + "…" for line in text.strip().splitlines()[:count]]
+    return "\n".join(kept) or "(no message)"
+
+
+def short_failure(excinfo) -> str | None:
+    """One or two lines for a check that failed an assertion, broke a rule (semantics.Violation) or could
+    not talk to the endpoint; None for anything else (a bug in a check keeps its traceback)."""
+    import httpx
+
+    from conformance.preflight import connection_problem
+
+    exc = excinfo.value
+    if isinstance(exc, AssertionError):
+        text = str(exc)
+        message = text.split("\nassert ", 1)[0] if "\nassert " in text else text
+        return f"{_where_failed(excinfo)}: {_lines(message)}"
+    if isinstance(exc, semantics.Violation):
+        return f"{_where_failed(excinfo)}: {_lines(str(exc))}"
+    if isinstance(exc, httpx.HTTPError):
+        try:
+            request = f"{exc.request.method} {exc.request.url}: "
+        except RuntimeError:  # an error raised before any request was made
+            request = ""
+        return f"{_where_failed(excinfo)}: {request}{connection_problem(exc)} ({type(exc).__name__})"
+    return None
+
+
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_runtest_makereport(item, call):
+    """A failed check's reason in a line or two (`--tb=long` etc. keep pytest's tracebacks)."""
+    outcome = yield
+    report = outcome.get_result()
+    if (report.failed and call.excinfo is not None and report.when in ("setup", "call") and is_suite_check(item)
+            and item.config.option.tbstyle == "auto"):
+        short = short_failure(call.excinfo)
+        if short is not None:
+            report.longrepr = short
+
+
 # --- fixtures ----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
@@ -254,7 +342,19 @@ def tiny_model_dir(tmp_path_factory):
 
 
 def pytest_collection_finish(session):
-    """Remember the order in which targets will be used (for starting the next server ahead)."""
+    """Stop when selected checks need a task nobody told; remember the order in which targets will be used
+    (for starting the next server ahead)."""
+    from conformance.preflight import task_missing_message
+
+    if not session.config.option.collectonly:
+        for spec in target_specs(session.config):
+            if spec.endpoint is None or spec.task is not None:
+                continue
+            needing = [item for item in session.items if item.get_closest_marker("needs_task") is not None
+                       and getattr(getattr(item, "callspec", None), "params", {}).get("target") is spec]
+            if needing:
+                pytest.exit(f"conformance: {task_missing_message(spec.endpoint, spec.model_name, len(needing))}",
+                            returncode=pytest.ExitCode.USAGE_ERROR)
     order: list = []
     for item in session.items:
         spec = getattr(getattr(item, "callspec", None), "params", {}).get("target")

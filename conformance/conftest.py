@@ -175,6 +175,12 @@ def preflight_endpoints(config, specs: list[TargetSpec]) -> None:
             pytest.exit(f"conformance: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
         finally:
             client.close()
+        told = {"task": findings.task, "mode": findings.mode}
+        differs = [f"{key} {told[key]} (checked as {value})" for key, value in (("task", spec.task), ("mode", spec.mode))
+                   if told[key] and value and told[key] != value and config.getoption(f"--{key}") is not None]
+        if differs:
+            config._conformance_notes = [*getattr(config, "_conformance_notes", []),
+                                         f"{spec.endpoint}: the server's model metadata says " + ", ".join(differs)]
         inferred = {}
         if spec.task is None and findings.task:
             inferred["task"] = findings.task
@@ -339,6 +345,11 @@ def tiny_model_dir(tmp_path_factory):
         return built[task]
 
     return get
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    for note in getattr(config, "_conformance_notes", []):
+        terminalreporter.write_line(f"conformance: {note}")
 
 
 def pytest_collection_finish(session):

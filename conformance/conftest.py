@@ -286,7 +286,10 @@ def _where_failed(excinfo) -> str:
 
 
 def _lines(text: str, count: int = 2, width: int = 300) -> str:
-    kept = [line if len(line) <= width else line[:width] + "…" for line in text.strip().splitlines()[:count]]
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    kept = [line if len(line) <= width else line[:width] + "…" for line in lines[:count]]
+    if len(lines) > count:
+        kept[-1] += f" … ({len(lines) - count} more)"
     return "\n".join(kept) or "(no message)"
 
 

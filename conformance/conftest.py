@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from conformance import profiles, semantics
-from conformance.levels import LEVELS
 from conformance.client import ConformanceClient
+from conformance.levels import LEVELS
 
 # No HF_HUB_OFFLINE here: --reference-model may name a hub model on a machine that can reach the hub.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -167,10 +167,13 @@ def preflight_endpoints(config, specs: list[TargetSpec]) -> None:
             checked.append(spec)
             continue
         client = ConformanceClient(spec.endpoint, host_header=spec.host_header, timeout=request_timeout(config))
+        recorder = client.recording([])
+
+        def request(method: str, path: str):
+            return recorder.request(method, path, json_body={} if method == "POST" else None)
+
         try:
-            recorder = client.recording([])
-            findings = probe(lambda method, path: recorder.request(method, path, json_body={} if method == "POST" else None),
-                             spec.endpoint, spec.model_name, spec.protocols, spec.host_header)
+            findings = probe(request, spec.endpoint, spec.model_name, spec.protocols, spec.host_header)
         except PreflightError as exc:
             pytest.exit(f"conformance: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
         finally:

@@ -154,6 +154,14 @@ def pytest_sessionstart(session):
         preflight_endpoints(session.config, specs)
 
 
+def stop(config, reason: str) -> None:
+    """Stop the run before any check, in one line (and say so in the report, when one is asked for)."""
+    report = config.pluginmanager.get_plugin("conformance-report")
+    if report is not None:
+        report.stop(reason)
+    pytest.exit(f"conformance: {reason}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+
 def preflight_endpoints(config, specs: list[TargetSpec]) -> None:
     """Reach each --endpoint target and find its model before anything is collected; stop with one line
     otherwise. A task or mode the server's metadata tells fills in a missing --task / --mode."""
@@ -175,7 +183,7 @@ def preflight_endpoints(config, specs: list[TargetSpec]) -> None:
         try:
             findings = probe(request, spec.endpoint, spec.model_name, spec.protocols, spec.host_header)
         except PreflightError as exc:
-            pytest.exit(f"conformance: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+            stop(config, str(exc))
         finally:
             client.close()
         told = {"task": findings.task, "mode": findings.mode}
@@ -370,8 +378,7 @@ def pytest_collection_finish(session):
             needing = [item for item in session.items if item.get_closest_marker("needs_task") is not None
                        and getattr(getattr(item, "callspec", None), "params", {}).get("target") is spec]
             if needing:
-                pytest.exit(f"conformance: {task_missing_message(spec.endpoint, spec.model_name, len(needing))}",
-                            returncode=pytest.ExitCode.USAGE_ERROR)
+                stop(session.config, task_missing_message(spec.endpoint, spec.model_name, len(needing)))
     order: list = []
     for item in session.items:
         spec = getattr(getattr(item, "callspec", None), "params", {}).get("target")

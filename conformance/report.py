@@ -4,6 +4,7 @@ Files: when PATH ends in `.json`, the JSON goes to PATH and the Markdown next to
 (`out.json` -> `out.json` + `out.md`); otherwise to `PATH.json` and `PATH.md`.
 
 JSON: {"summary": {"passed", "failed", "known_divergences", "skipped", "total", "duration_s"},
+       "stopped": "why preflight stopped the run (only when it did)",
        "levels": {"protocol": {"passed", "failed", "known_divergences", "skipped", "total"}, ...},
        "settings": {...}, "checks": [{"id", "name", "level", "clause", "target", "nodeid", "outcome", "reason",
        "duration_s", "exchanges": [...]}]}
@@ -86,6 +87,7 @@ class ConformanceReport:
         self.config = config
         self.checks: dict[str, dict[str, Any]] = {}
         self.started = time.monotonic()
+        self.stopped: str | None = None  # why preflight stopped the run before any check (conformance.preflight)
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call):
@@ -134,10 +136,21 @@ class ConformanceReport:
 
     def document(self) -> dict[str, Any]:
         checks = list(self.checks.values())
-        return {"summary": self.summary(), "levels": counts_by_level(checks), "settings": self.settings(),
-                "checks": checks}
+        document = {"summary": self.summary(), "levels": counts_by_level(checks), "settings": self.settings(),
+                    "checks": checks}
+        if self.stopped:
+            document["stopped"] = self.stopped
+        return document
+
+    def stop(self, reason: str) -> None:
+        """Preflight stopped the run: write the report now (pytest may not reach sessionfinish), saying why."""
+        self.stopped = reason
+        self.write()
 
     def pytest_sessionfinish(self, session):
+        self.write()
+
+    def write(self) -> None:
         document = self.document()
         self.json_path.parent.mkdir(parents=True, exist_ok=True)
         self.json_path.write_text(json.dumps(document, indent=2, default=str), encoding="utf-8")
@@ -187,6 +200,8 @@ def render_markdown(document: dict[str, Any]) -> str:
     lines = ["# Conformance report", "",
              f"**{s['passed']} passed, {s['failed']} failed, {s['known_divergences']} known divergences, "
              f"{s['skipped']} skipped** ({s['total']} checks, {s['duration_s']} s)", ""]
+    if document.get("stopped"):
+        lines += [f"**Stopped before any check:** {document['stopped']}", ""]
     settings = {k: v for k, v in document.get("settings", {}).items() if v not in (None, False)}
     if settings:
         lines += ["Settings: " + ", ".join(f"`{k}={v}`" for k, v in settings.items()), ""]

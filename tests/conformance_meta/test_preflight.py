@@ -150,11 +150,14 @@ def suite(*args: str, cwd: Path = REPO_ROOT, suite_dir: Path = CONFORMANCE_DIR, 
     return done.returncode, (done.stdout + done.stderr).strip()
 
 
-def test_unreachable_endpoint_stops_the_suite_in_a_line_or_two():
-    code, output = suite("--endpoint", "http://localhost:1")
+def test_unreachable_endpoint_stops_the_suite_in_a_line_or_two(tmp_path):
+    code, output = suite("--endpoint", "http://localhost:1", "--conformance-report", str(tmp_path / "r.json"))
     assert code == pytest.ExitCode.USAGE_ERROR, output
     assert len(output.splitlines()) <= 3, output
     assert "cannot reach http://localhost:1: connection refused" in output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["stopped"].startswith("cannot reach http://localhost:1: connection refused")
+    assert report["summary"]["total"] == 0 and "Stopped before any check" in (tmp_path / "r.md").read_text()
 
 
 @pytest.fixture(scope="module")

@@ -126,6 +126,16 @@ def test_post_deployment_gate_fails_when_too_few_checks_ran(mutant_endpoint, tmp
     assert results["conformance"][0]["skip_reasons"], results["conformance"][0]
 
 
+def test_post_deployment_gate_against_nothing_says_it_cannot_reach_it(tmp_path):
+    config = write(tmp_path / "gate.yaml", "conformance:\n  modes: [default]\n")
+    code = gate_main(["--config", str(config), "--workdir", str(tmp_path / "work"), "--endpoint", "http://localhost:1"])
+    summary = (tmp_path / "work" / "gate-summary.md").read_text()
+    assert code == 1, summary
+    reasons = summary.split("## Thresholds")[0]
+    assert ("- conformance mode default: did not complete: the suite stopped before any check: "
+            "cannot reach http://localhost:1: connection refused") in reasons, summary
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--endpoint", "http://x", "--model-dir", "m"], "give one of them"),
     (["--endpoint", "http://x", "--num_train_epochs", "2"], "--num_train_epochs is a training option"),

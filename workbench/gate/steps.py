@@ -183,7 +183,9 @@ def run_conformance(endpoint: str, workdir: Path, *, mode: str, model_name: str,
     reasons = skip_reasons(document)
     result.update(summary=summary, failed=failed, known_divergences=known, skip_reasons=reasons,
                   skipped_by_protocol=sum(n for reason, n in reasons.items() if reason.endswith(PROTOCOL_SKIP)))
-    if summary.get("total", 0) == 0:
+    if document.get("stopped"):  # preflight: unreachable endpoint, unknown model, unknown task
+        result["error"] = f"the suite stopped before any check: {document['stopped']}"
+    elif summary.get("total", 0) == 0:
         result["error"] = f"the suite ran no check (exit code {completed.returncode}): {_tail(log_path, 5)}"
     return result
 

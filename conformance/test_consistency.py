@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conformance import semantics
-from conformance.checks import clause, json_body, needs_task, protocol
+from conformance.checks import clause, json_body, level, needs_task, protocol
 from conformance.target import infer_v2, new_request_id, predict_rows, predict_v1, v2_request
 
 pytestmark = needs_task
@@ -15,6 +15,7 @@ pytestmark = needs_task
 CONCURRENT_REQUESTS = 8
 
 
+@level("kserve")
 @protocol("both")
 @clause("KServe V1/V2 parity: the same texts give the same predictions over V1 and V2")
 def test_v1_and_v2_give_same_predictions(client, target):
@@ -26,6 +27,7 @@ def test_v1_and_v2_give_same_predictions(client, target):
     assert not problems, "V1 and V2 disagree:\n" + "\n".join(problems[:10])
 
 
+@level("kserve")
 @clause("Batch invariance: a text alone and inside a batch gets the same answer (token rows: the batched row "
         "is the alone row plus padding positions)")
 @pytest.mark.parametrize("proto", ["v1", "v2"])
@@ -38,6 +40,7 @@ def test_text_alone_and_in_batch_agree(client, target, proto):
     assert not problems, "batched answers differ from single answers:\n" + "\n".join(problems[:10])
 
 
+@level("kserve")
 @protocol("v2")
 @clause("OIP-REST §Inference Request id + isolation: concurrent requests each get their own answer and id")
 def test_concurrent_requests_get_their_own_answers(client, target):
@@ -67,6 +70,7 @@ def test_concurrent_requests_get_their_own_answers(client, target):
     assert not problems, "concurrent answers mixed up:\n" + "\n".join(problems)
 
 
+@level("kserve")
 @protocol("v1")
 @clause("Isolation (V1): concurrent V1 requests each get the answer for their own text")
 def test_concurrent_v1_requests_get_their_own_answers(client, target):
@@ -87,6 +91,7 @@ def test_concurrent_v1_requests_get_their_own_answers(client, target):
     assert not problems, "concurrent answers mixed up:\n" + "\n".join(problems)
 
 
+@level("kserve")
 @clause("Determinism: repeating a request gives the same answer")
 @pytest.mark.parametrize("proto", ["v1", "v2"])
 def test_repeated_requests_are_deterministic(client, target, proto):

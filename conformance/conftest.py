@@ -64,9 +64,11 @@ def pytest_addoption(parser, pluginmanager):
     group.addoption("--isvc", default=None, help="resolve the endpoint from this KServe InferenceService")
     group.addoption("--namespace", default="default", help="namespace of --isvc (default: default)")
     group.addoption("--ingress", default=None, metavar="HOST:PORT", help="ingress gateway address for --isvc")
-    group.addoption("--serve-with", default="builtin", choices=("builtin", "kserve"),
-                    help="without --endpoint: serve the tiny models with the built-in predictor (default) "
-                         "or with KServe's own ModelServer (workbench.testsupport.kserve_modelserver)")
+    group.addoption("--serve-with", default="builtin", choices=("builtin", "kserve", "kserve-runtime"),
+                    help="without --endpoint: serve the tiny models with the built-in predictor (default), with "
+                         "KServe's ModelServer hosting a plain custom model (kserve: "
+                         "workbench.testsupport.kserve_modelserver) or with KServe's real huggingfaceserver "
+                         "(kserve-runtime: installed in a venv of its own, see workbench.testsupport.kserve_runtime)")
 
 
 def pytest_configure(config):

@@ -116,7 +116,15 @@ def server_command(server: str, model_dir: str | Path, model_name: str, mode: st
     if server == "kserve":
         return [sys.executable, "-m", "workbench.testsupport.kserve_modelserver", "--model_name", model_name,
                 "--model_dir", str(model_dir), "--http_port", str(port), *flags]
-    raise ValueError(f"unknown server {server!r}: builtin or kserve")
+    if server == "kserve-runtime":
+        from workbench.testsupport.kserve_runtime import missing_reason, runtime_command, runtime_python
+
+        if runtime_python() is None:
+            raise RuntimeError(missing_reason())
+        from workbench.testsupport.servers import free_port
+
+        return runtime_command(runtime_python(), model_dir, model_name, port, free_port(), flags)
+    raise ValueError(f"unknown server {server!r}: builtin, kserve or kserve-runtime")
 
 
 @contextlib.contextmanager
@@ -124,7 +132,9 @@ def serve_locally(server: str, model_dir: str | Path, model_name: str, mode: str
     from workbench.testsupport.servers import free_port, served_command
 
     port = free_port()
-    with served_command(server_command(server, model_dir, model_name, mode, port), port, timeout=timeout) as url:
+    env = {"PYTHONPATH": ""} if server == "kserve-runtime" else None  # its own venv: keep our checkout off its path
+    with served_command(server_command(server, model_dir, model_name, mode, port), port, timeout=timeout,
+                        env=env) as url:
         yield url
 
 

@@ -93,6 +93,7 @@ class TargetSpec:
     endpoint: str | None = None  # None: serve a tiny model locally
     host_header: str | None = None
     model_name: str = "model"
+    input_name: str = "text"  # V2 text input: the one the model's metadata declares, else "text"
 
 
 def request_timeout(config) -> float:
@@ -194,6 +195,8 @@ def preflight_endpoints(config, specs: list[TargetSpec]) -> None:
         if differs:
             config._conformance_notes = [*getattr(config, "_conformance_notes", []),
                                          f"{spec.endpoint}: the server's model metadata says " + ", ".join(differs)]
+        if findings.input_name:
+            spec = replace(spec, input_name=findings.input_name)
         inferred = {}
         if spec.task is None and findings.task:
             inferred["task"] = findings.task
@@ -429,7 +432,7 @@ def target(request, pytestconfig, tiny_model_dir, reference_models, local_server
     def build(url: str, reference_dir: str | None) -> Target:
         reference = reference_models(reference_dir, spec.task) if reference_dir and spec.task else None
         built = Target(spec.id, url, spec.model_name, spec.task, spec.mode, spec.protocols, profile,
-                       host_header=spec.host_header, reference=reference,
+                       host_header=spec.host_header, reference=reference, input_name=spec.input_name,
                        mask_token=pytestconfig.getoption("--mask-token"))
         built.http = ConformanceClient(url, host_header=spec.host_header, timeout=timeout)
         return built

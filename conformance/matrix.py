@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Iterator
 
 from conformance.levels import LEVELS
+from conformance.profiles import DIVERGENCES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -149,6 +150,14 @@ def render(results: dict[str, list[dict]], servers: list[Server], command: str, 
         for check_id in ids:
             cells = [cell(by_check[check_id]["servers"].get(s.name, [])) for s in shown]
             lines.append(f"| `{check_id}` | " + " | ".join(cells) + " |")
+    lines += ["", "## Known divergences (conformance/profiles.py)", "",
+              "The `kserve` entries are also where our predictor differs from KServe's runtime on purpose; "
+              "tests/kserve_runtime sends each probe to both.", "",
+              "| key | profiles | reason | probe |", "|---|---|---|---|"]
+    for divergence in DIVERGENCES:
+        probe = f"`{divergence.probe.method} {divergence.probe.path}`" if divergence.probe else ""
+        lines.append(f"| `{divergence.key}` | {', '.join(divergence.profiles)} | {_short(divergence.reason, 200)} "
+                     f"| {probe} |")
     return "\n".join(lines) + "\n"
 
 

@@ -47,6 +47,7 @@ class Target:
     host_header: str | None = None
     reference: Any = None  # conformance.reference.ReferenceModel or None
     mask_token: str = "[MASK]"
+    input_name: str = "text"  # the V2 text input's name (from the model's metadata when it declares one)
     extra: dict = field(default_factory=dict)
 
     def texts(self, count: int = 2, start: int = 0) -> list[str]:
@@ -67,8 +68,9 @@ class Target:
         return f"/v2/models/{self.model_name}/infer"
 
 
-def v2_request(texts: list[str], request_id: str | None = None) -> dict:
-    body: dict[str, Any] = {"inputs": [{"name": "text", "shape": [len(texts)], "datatype": "BYTES", "data": list(texts)}]}
+def v2_request(texts: list[str], request_id: str | None = None, input_name: str = "text") -> dict:
+    body: dict[str, Any] = {"inputs": [{"name": input_name, "shape": [len(texts)], "datatype": "BYTES",
+                                        "data": list(texts)}]}
     if request_id is not None:
         body["id"] = request_id
     return body
@@ -91,7 +93,7 @@ def predict_v1(client, target: Target, texts: list[str]) -> list:
 
 def infer_v2(client, target: Target, texts: list[str], request_id: str | None = None) -> tuple[dict, list]:
     """POST V2 infer; return (body, canonical rows)."""
-    response = client.post(target.v2_infer_path, json_body=v2_request(texts, request_id))
+    response = client.post(target.v2_infer_path, json_body=v2_request(texts, request_id, target.input_name))
     if response.status_code != 200:
         raise semantics.Violation(f"V2 infer answered {response.status_code}: {response.text[:300]}")
     body = response.json()

@@ -27,12 +27,15 @@ from workbench.testsupport.servers import free_port, served
 tritongrpc = pytest.importorskip("tritonclient.grpc")
 
 M = grpc_service.messages()
+# Ordered so that the last server of the task x mode test (token classification, default) is the one
+# the later tests use: one server runs at a time, and each start costs seconds.
 TEXTS = {
-    "token_classification": ["My name is Wolfgang and I live in Berlin", "Lisa lives in Paris"],
-    "sequence_classification": ["Hello, my dog is cute", "I did not like this film at all"],
     "fill_mask": ["The capital of France is [MASK].", "The capital of [MASK] is paris."],
+    "sequence_classification": ["Hello, my dog is cute", "I did not like this film at all"],
+    "token_classification": ["My name is Wolfgang and I live in Berlin", "Lisa lives in Paris"],
 }
-MODES = {"default": (), "probabilities": ("--return_probabilities",), "logits": ("--return_raw_logits",)}
+MODES = {"probabilities": ("--return_probabilities",), "logits": ("--return_raw_logits",), "default": ()}
+LIMIT = 65536  # every server here: --grpc_max_receive_message_length
 
 
 # --- servers and clients --------------------------------------------------------------------------
@@ -49,7 +52,8 @@ def grpc_server(tiny_models):
             stack.close()
             current.clear()
             port = free_port()
-            url = stack.enter_context(served(tiny_models(task), *flags, "--grpc_port", str(port)))
+            url = stack.enter_context(served(tiny_models(task), *flags, "--grpc_port", str(port),
+                                             "--grpc_max_receive_message_length", str(LIMIT)))
             current[key] = (url, f"127.0.0.1:{port}")
         return current[key]
 
@@ -162,23 +166,6 @@ def test_grpc_answers_equal_rest_v2(grpc_server, task, mode):
     assert as_rest(raw) == expected
 
 
-def test_offsets_output_equals_rest_v2(grpc_server):
-    url, address = grpc_server("token_classification", "--return_offsets_mapping")
-    texts = TEXTS["token_classification"]
-    expected = rest_outputs(rest_v2(url, texts))
-    assert [o["name"] for o in expected] == ["output-0", "offset_mapping"]
-    assert as_rest(rpc(address, "ModelInfer", typed_request(texts))) == expected
-    assert as_rest(rpc(address, "ModelInfer", raw_request(texts))) == expected
-    client = tritongrpc.InferenceServerClient(address)
-    tensor = tritongrpc.InferInput("text", [len(texts)], "BYTES")
-    tensor.set_data_from_numpy(np.array(texts, dtype=np.object_))
-    assert triton_outputs(client.infer("model", [tensor]), ["output-0", "offset_mapping"]) == expected
-    # only the outputs asked for
-    request = typed_request(texts)
-    request.outputs.add(name="offset_mapping")
-    assert as_rest(rpc(address, "ModelInfer", request)) == expected[1:]
-
-
 def test_entities_through_request_parameters_equal_rest_v2(grpc_server):
     url, address = grpc_server("token_classification")
     texts = TEXTS["token_classification"]
@@ -191,13 +178,23 @@ def test_entities_through_request_parameters_equal_rest_v2(grpc_server):
     assert grpc_service.parameters_to_dict(response.parameters) == answer["parameters"]
 
 
-def test_health_and_server_metadata(grpc_server):
-    _, address = grpc_server("token_classification")
+def batches(url: str) -> float:
+    metrics = httpx.get(f"{url}/metrics").text
+    return float(re.search(r"^workbench_batch_texts_count (\S+)$", metrics, re.M).group(1))
+
+
+def test_health_metadata_and_one_process_with_rest(grpc_server):
+    url, address = grpc_server("token_classification")
     assert rpc(address, "ServerLive", M.ServerLiveRequest()).live
     assert rpc(address, "ServerReady", M.ServerReadyRequest()).ready
     assert rpc(address, "ModelReady", M.ModelReadyRequest(name="model")).ready
     metadata = rpc(address, "ServerMetadata", M.ServerMetadataRequest())
     assert metadata.name == "workbench" and metadata.version
+    # gRPC requests go through the REST server's own batching queue: its /metrics counts them.
+    before = batches(url)
+    rpc(address, "ModelInfer", typed_request(["counted once"]))
+    assert batches(url) == before + 1
+    assert re.search(r'workbench_requests_total\{route="grpc_ModelInfer",status="OK"\} [1-9]', httpx.get(f"{url}/metrics").text)
 
 
 # --- errors: status codes, and the server keeps serving ----------------------------------------------
@@ -240,7 +237,7 @@ def still_serving(address: str) -> None:
 
 @pytest.mark.parametrize("case", list(bad_requests()))
 def test_bad_requests_are_invalid_argument(grpc_server, case):
-    _, address = grpc_server("token_classification", "--grpc_max_receive_message_length", "4096")
+    _, address = grpc_server("token_classification")
     request, words = bad_requests()[case]
     with pytest.raises(grpc.RpcError) as caught:
         rpc(address, "ModelInfer", request)
@@ -255,7 +252,7 @@ def test_bad_requests_are_invalid_argument(grpc_server, case):
     ("ModelReady", M.ModelReadyRequest(name="nope")),
 ])
 def test_unknown_model_is_not_found(grpc_server, name, request_):
-    _, address = grpc_server("token_classification", "--grpc_max_receive_message_length", "4096")
+    _, address = grpc_server("token_classification")
     with pytest.raises(grpc.RpcError) as caught:
         rpc(address, name, request_)
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
@@ -264,18 +261,18 @@ def test_unknown_model_is_not_found(grpc_server, name, request_):
 
 
 def test_a_message_over_the_limit_is_resource_exhausted(grpc_server):
-    _, address = grpc_server("token_classification", "--grpc_max_receive_message_length", "4096")
+    _, address = grpc_server("token_classification")
     with pytest.raises(grpc.RpcError) as caught:
-        rpc(address, "ModelInfer", typed_request(["word " * 1000]))
+        rpc(address, "ModelInfer", typed_request(["word " * (LIMIT // 5 + 1)]))
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "4096" in caught.value.details()
+    assert str(LIMIT) in caught.value.details()
     still_serving(address)
 
 
 def test_tritonclient_sees_the_status_codes(grpc_server):
     from tritonclient.utils import InferenceServerException
 
-    _, address = grpc_server("token_classification", "--grpc_max_receive_message_length", "4096")
+    _, address = grpc_server("token_classification")
     client = tritongrpc.InferenceServerClient(address)
     tensor = tritongrpc.InferInput("text", [2], "BYTES")
     tensor.set_data_from_numpy(np.array(["a", "b"], dtype=np.object_))
@@ -283,6 +280,23 @@ def test_tritonclient_sees_the_status_codes(grpc_server):
         client.infer("nope", [tensor])
     assert caught.value.status() == "StatusCode.NOT_FOUND"
     assert client.infer("model", [tensor]).as_numpy("output-0").shape[0] == 2
+
+
+def test_offsets_output_equals_rest_v2(grpc_server):
+    url, address = grpc_server("token_classification", "--return_offsets_mapping")
+    texts = TEXTS["token_classification"]
+    expected = rest_outputs(rest_v2(url, texts))
+    assert [o["name"] for o in expected] == ["output-0", "offset_mapping"]
+    assert as_rest(rpc(address, "ModelInfer", typed_request(texts))) == expected
+    assert as_rest(rpc(address, "ModelInfer", raw_request(texts))) == expected
+    client = tritongrpc.InferenceServerClient(address)
+    tensor = tritongrpc.InferInput("text", [len(texts)], "BYTES")
+    tensor.set_data_from_numpy(np.array(texts, dtype=np.object_))
+    assert triton_outputs(client.infer("model", [tensor]), ["output-0", "offset_mapping"]) == expected
+    # only the outputs asked for
+    request = typed_request(texts)
+    request.outputs.add(name="offset_mapping")
+    assert as_rest(rpc(address, "ModelInfer", request)) == expected[1:]
 
 
 # --- in process: not ready, and a full queue ------------------------------------------------------------

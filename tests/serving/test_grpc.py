@@ -435,3 +435,48 @@ def test_messages_come_from_a_private_pool_beside_tritonclient():
     ours = typed_request(["a"], id="7")
     theirs = service_pb2.ModelInferRequest.FromString(ours.SerializeToString())
     assert theirs.id == "7" and list(theirs.inputs[0].contents.bytes_contents) == [b"a"]
+
+
+# --- flags and start-up --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("flags, enabled, port", [
+    ([], True, 8081),
+    (["--grpc_port", "9001"], True, 9001),
+    (["--grpc_port", "0"], False, 0),
+    (["--disable_grpc"], False, 8081),
+    (["--enable_grpc", "false"], False, 8081),
+    (["--enable_grpc", "True"], True, 8081),
+])
+def test_grpc_flags(flags, enabled, port):
+    from workbench.serving.args import parse_serve_args
+
+    config = parse_serve_args(["--model_dir", "/tmp/m", *flags])
+    assert (config.enable_grpc, config.grpc_port) == (enabled, port)
+
+
+def test_the_receive_limit_defaults_to_the_rest_body_limit():
+    from types import SimpleNamespace
+
+    from workbench.serving.args import parse_serve_args
+
+    config = parse_serve_args(["--model_dir", "/tmp/m", "--max_request_bytes", "1000"])
+    assert grpc_service.receive_limit(SimpleNamespace(config=config)) == 1000
+    config = config.replace(grpc_max_receive_message_length=50)
+    assert grpc_service.receive_limit(SimpleNamespace(config=config)) == 50
+
+
+def test_a_grpc_port_in_use_ends_the_server_with_the_reason(tiny_models):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "workbench", "serve", "--model_dir",
+                                 tiny_models("token_classification"), "--http_port", str(free_port()),
+                                 "--host", "127.0.0.1", "--grpc_port", str(port)],
+                                capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert f"cannot serve gRPC on 127.0.0.1:{port}" in result.stderr and "--disable_grpc" in result.stderr

@@ -312,8 +312,9 @@ async def start_server(state: "ServerState", host: str | None = None, port: int 
 
     config = state.config
     address = listen_address(config.host if host is None else host, config.grpc_port if port is None else port)
+    # so_reuseport off: a second server on a port in use fails here instead of sharing the port.
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", receive_limit(state)),
-                                      ("grpc.max_send_message_length", -1)])
+                                      ("grpc.max_send_message_length", -1), ("grpc.so_reuseport", 0)])
     server.add_generic_rpc_handlers((generic_handler(state),))
     try:
         bound = server.add_insecure_port(address)

@@ -176,6 +176,16 @@ def test_entities_through_request_parameters_equal_rest_v2(grpc_server):
     assert as_rest(response) == rest_outputs(answer)
     assert grpc_service.parameters_to_dict(response.outputs[0].parameters) == answer["outputs"][0]["parameters"]
     assert grpc_service.parameters_to_dict(response.parameters) == answer["parameters"]
+    # ignore_labels, a list in JSON, travels as a JSON string parameter
+    answer = rest_v2(url, texts, parameters={"aggregation_strategy": "first", "ignore_labels": []})
+    request = typed_request(texts)
+    request.parameters["aggregation_strategy"].string_param = "first"
+    request.parameters["ignore_labels"].string_param = "[]"
+    assert as_rest(rpc(address, "ModelInfer", request)) == rest_outputs(answer)
+    request.parameters["ignore_labels"].string_param = "O"
+    with pytest.raises(grpc.RpcError) as caught:
+        rpc(address, "ModelInfer", request)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "ignore_labels" in caught.value.details()
 
 
 def batches(url: str) -> float:

@@ -191,13 +191,25 @@ def status_for(error: RequestError) -> "grpc.StatusCode":
 # Inference through the shared predictor
 # ---------------------------------------------------------------------------------------------------
 
+def entity_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
+    """gRPC parameters are scalars: `ignore_labels` may come as a JSON list in a string_param."""
+    labels = parameters.get("ignore_labels")
+    if not isinstance(labels, str):
+        return parameters
+    try:
+        decoded = json.loads(labels)
+    except ValueError:
+        raise BadRequest(f"'parameters.ignore_labels' must be a JSON list of label names, got {labels!r:.100}") from None
+    return {**parameters, "ignore_labels": decoded}
+
+
 async def infer(state: "ServerState", model_name: str, request: dataplane.InferRequest) -> dataplane.InferResponse:
     """Answer one request with the server's predictor: the outputs REST V2 gives for it."""
     predictor = state.check_model(model_name)
     config = state.config
     parameters = None
     if entities.wants_entities(request.parameters):
-        params = entities.parse_parameters(request.parameters, strict=False)
+        params = entities.parse_parameters(entity_parameters(request.parameters), strict=False)
         found = await predictor.entities(request.texts, params)
         outputs = [dataplane.entities_tensor(found.entities, params.aggregation_strategy)]
         parameters = dataplane.truncation_parameters(found.truncated)

@@ -114,7 +114,7 @@ def server_command(server: str, model_dir: str | Path, model_name: str, mode: st
     flags = MODE_FLAGS[mode]
     if server == "builtin":
         return [sys.executable, "-m", "workbench", "serve", "--model_name", model_name, "--model_dir", str(model_dir),
-                "--http_port", str(port), "--host", "127.0.0.1", *flags]
+                "--http_port", str(port), "--host", "127.0.0.1", "--disable_grpc", *flags]  # two run at once
     if server == "kserve":
         return [sys.executable, "-m", "workbench.testsupport.kserve_modelserver", "--model_name", model_name,
                 "--model_dir", str(model_dir), "--http_port", str(port), *flags]

@@ -28,6 +28,7 @@ class ServeConfig:
     return_offsets_mapping: bool = False
     dtype: str = "auto"
     device: str = "auto"
+    num_threads: int | None = None
     backend: str = "torch"
     quantize: str = "none"
     onnx_cache_dir: str | None = None
@@ -89,9 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--return_offsets_mapping", action="store_true",
                        help="token classification: also return each token's character span")
     model.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto",
-                       help="auto: float16 on CUDA, float32 on CPU")
+                       help="auto: float16 on CUDA; on CPU bfloat16 only with AMX (amx_bf16/amx_tile), else "
+                            "float32. bfloat16/float16 on a CPU that emulates them warn at start-up")
     model.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                        help="auto: CUDA when available, else CPU")
+    model.add_argument("--num_threads", type=int, default=None,
+                       help="torch intra-op threads (default: $OMP_NUM_THREADS when set, else the usable CPUs "
+                            "- affinity mask capped by the cgroup quota, rounded down - minus one, at least 1)")
     model.add_argument("--backend", choices=BACKEND_CHOICES, default="torch",
                        help="torch (default), or onnxruntime: the model exported once to ONNX and run by ONNX "
                             "Runtime (needs the onnx extra)")
@@ -142,6 +147,8 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
     for name, value in positive.items():
         if value < 1:
             raise SystemExit(f"workbench serve: --{name} must be at least 1 (got {value})")
+    if args.num_threads is not None and args.num_threads < 1:
+        raise SystemExit(f"workbench serve: --num_threads must be at least 1 (got {args.num_threads})")
     if args.max_length is not None and args.max_length < 2:
         raise SystemExit(f"workbench serve: --max_length must be at least 2 (got {args.max_length})")
     if not 0 <= args.grpc_port <= 65535:

@@ -18,6 +18,7 @@ import torch
 from workbench.serving.args import ServeConfig
 from workbench.serving.batching import WorkItem, pack_rows, padded_length
 from workbench.serving.errors import BadRequest
+from workbench.serving.hardware import DtypeChoice, choose_dtype, detect_capability, detect_cpu_flags
 from workbench.tasks import infer_task, model_class
 
 log = logging.getLogger("workbench.serve")
@@ -98,10 +99,16 @@ def pick_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
-def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
-    if requested == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
-    return DTYPES[requested]
+def dtype_choice(requested: str, device: torch.device, flags=None, capability: str | None = None) -> DtypeChoice:
+    """The dtype to run and why (rules in workbench/serving/hardware.py); this CPU's flags unless given."""
+    if device.type == "cpu":
+        flags = detect_cpu_flags() if flags is None else flags
+        capability = detect_capability() if capability is None else capability
+    return choose_dtype(requested, device.type, flags or (), capability or "")
+
+
+def pick_dtype(requested: str, device: torch.device, flags=None, capability: str | None = None) -> torch.dtype:
+    return DTYPES[dtype_choice(requested, device, flags, capability).dtype]
 
 
 def tokenizer_is_cased(tokenizer) -> bool:
@@ -116,7 +123,11 @@ class EncoderRunner:
         self.tokenizer = None
         self.model = None
         self.device = pick_device(config.device)
-        self.dtype = pick_dtype(config.dtype, self.device)
+        choice = dtype_choice(config.dtype, self.device)
+        if choice.warning:
+            log.warning("%s", choice.warning)
+        log.info("dtype %s: %s", choice.dtype, choice.reason)
+        self.dtype = DTYPES[choice.dtype]
         self.max_length: int | None = None
         self.packing = False  # set by load(): one row holds several texts (see prepare)
         self.max_positions: int | None = None

@@ -14,6 +14,25 @@ import sys
 
 from workbench.serving.args import parse_serve_args
 
+log = logging.getLogger("workbench.serve")
+
+
+def set_threads(flag: int | None) -> int:
+    """torch intra-op threads from --num_threads, OMP_NUM_THREADS or the usable CPUs (see hardware.py)."""
+    import torch
+
+    from workbench.serving.hardware import choose_threads, detect_usable_cpus
+
+    usable, how = detect_usable_cpus()
+    choice = choose_threads(flag, os.environ, usable)
+    if choice.warning:
+        log.warning("%s", choice.warning)
+    torch.set_num_threads(choice.threads)
+    # A tokenizer pool, when TOKENIZERS_PARALLELISM turns it on, is sized to the same CPUs.
+    os.environ.setdefault("RAYON_NUM_THREADS", str(usable))
+    log.info("threads: %d intra-op (%s; %d usable CPU(s): %s)", choice.threads, choice.reason, usable, how)
+    return choice.threads
+
 
 def _with_grpc(uvicorn, state):
     """uvicorn's Server, serving gRPC on the same event loop: started before HTTP (a port that cannot
@@ -39,6 +58,8 @@ def _with_grpc(uvicorn, state):
 def main(argv: list[str] | None = None) -> int:
     config = parse_serve_args(argv)
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Tokenizer parallelism stays off unless set: large requests are tokenized on worker threads already,
+    # and a second pool would compete with the intra-op threads for the same CPUs.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if config.model_id is None and config.model_dir:
         from workbench.serving.model_dir import model_dir_problem
@@ -47,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         if problem is not None:
             print(f"workbench serve: {problem}", file=sys.stderr)
             return 2
+
+    set_threads(config.num_threads)
 
     import uvicorn
 

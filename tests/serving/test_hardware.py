@@ -1,0 +1,125 @@
+"""The dtype and thread rules of workbench/serving/hardware.py on described machines (no real CPU read)."""
+
+from __future__ import annotations
+
+import pytest
+
+from workbench.serving.hardware import (bf16_support, cgroup_quota, choose_dtype, choose_threads, cpu_flags,
+                                        usable_cpus)
+
+BASE = "fpu sse sse2 avx avx2 fma f16c"
+AVX512 = BASE + " avx512f avx512dq avx512bw avx512vl avx512_vnni"
+CPUS = {  # flags as /proc/cpuinfo lists them, and torch.backends.cpu.get_cpu_capability()
+    "xeon_amx": (AVX512 + " avx512_bf16 avx512_fp16 amx_bf16 amx_tile amx_int8", "AVX512"),
+    "epyc_avx2": (BASE, "AVX2"),
+    "zen4": (AVX512 + " avx512_bf16", "AVX512"),
+    "granite_rapids": (AVX512 + " avx512_bf16 amx_bf16 amx_tile amx_fp16", "AVX512"),
+}
+
+
+def cpuinfo(flags: str) -> str:
+    return f"processor\t: 0\nvendor_id\t: X\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n"
+
+
+def choice(requested: str, cpu: str, device: str = "cpu"):
+    flags, capability = CPUS[cpu]
+    return choose_dtype(requested, device, cpu_flags(cpuinfo(flags)), capability)
+
+
+def test_flags_are_read_from_cpuinfo_text():
+    assert {"amx_bf16", "amx_tile"} <= cpu_flags(cpuinfo(CPUS["xeon_amx"][0]))
+    assert cpu_flags("Features\t: fp asimd bf16 sve\n") == {"fp", "asimd", "bf16", "sve"}
+    assert cpu_flags("") == frozenset()
+
+
+def test_bf16_support_levels():
+    assert bf16_support(cpu_flags(cpuinfo(CPUS["xeon_amx"][0])), "AVX512") == "native"
+    assert bf16_support(cpu_flags(cpuinfo(CPUS["zen4"][0])), "AVX512") == "dot-products"
+    assert bf16_support(cpu_flags(cpuinfo(CPUS["epyc_avx2"][0])), "AVX2") == "emulated"
+    # AMX flags, but torch dispatching AVX2 kernels (ATEN_CPU_CAPABILITY=avx2): not counted as native
+    assert bf16_support(cpu_flags(cpuinfo(CPUS["xeon_amx"][0])), "AVX2") == "emulated"
+    assert bf16_support({"amx_bf16"}, "AVX512") == "emulated"  # AMX needs its tiles too
+
+
+def test_auto_dtype_is_bf16_only_with_amx():
+    assert choice("auto", "xeon_amx").dtype == "bfloat16"
+    assert "AMX" in choice("auto", "xeon_amx").reason
+    for cpu in ("epyc_avx2", "zen4"):
+        picked = choice("auto", cpu)
+        assert picked.dtype == "float32" and picked.warning is None
+    assert "not measured" in choice("auto", "zen4").reason
+
+
+def test_auto_dtype_on_cuda_is_float16_whatever_the_cpu():
+    for cpu in CPUS:
+        assert choice("auto", cpu, device="cuda").dtype == "float16"
+
+
+def test_explicit_bf16_on_an_emulating_cpu_warns_once_naming_the_fix():
+    picked = choice("bfloat16", "epyc_avx2")
+    assert picked.dtype == "bfloat16"
+    assert "emulates bfloat16" in picked.warning and "--dtype float32" in picked.warning
+    assert "\n" not in picked.warning
+    assert choice("bfloat16", "xeon_amx").warning is None
+    assert choice("bfloat16", "zen4").warning is None and "unmeasured" in choice("bfloat16", "zen4").reason
+    assert choice("bfloat16", "epyc_avx2", device="cuda").warning is None
+
+
+@pytest.mark.parametrize("name", ["float16", "half"])
+def test_explicit_float16_on_cpu_warns_without_amx_fp16(name):
+    for cpu in ("xeon_amx", "epyc_avx2", "zen4"):
+        picked = choice(name, cpu)
+        assert picked.dtype == "float16" and "emulates float16" in picked.warning
+    assert choice(name, "granite_rapids").warning is None
+
+
+def test_explicit_float32_never_warns():
+    for cpu in CPUS:
+        for name in ("float32", "float"):
+            assert choice(name, cpu) == choose_dtype(name, "cpu", (), "DEFAULT")
+            assert choice(name, cpu).dtype == "float32" and choice(name, cpu).warning is None
+
+
+def test_cgroup_v2_cpu_max():
+    assert cgroup_quota("max 100000\n") is None
+    assert cgroup_quota("100000 100000\n") == 1.0
+    assert cgroup_quota("150000 100000\n") == 1.5
+    assert cgroup_quota("400000 100000") == 4.0
+    assert cgroup_quota("50000") == 0.5  # period omitted: the kernel default 100000
+    assert cgroup_quota("") is None and cgroup_quota("garbage here") is None
+
+
+def test_cgroup_v1_cfs_quota():
+    assert cgroup_quota(None, "-1\n", "100000\n") is None
+    assert cgroup_quota(None, "200000\n", "100000\n") == 2.0
+    assert cgroup_quota(None, "50000", "100000") == 0.5
+    assert cgroup_quota(None, None, None) is None
+    assert cgroup_quota(None, "100000", "0") is None
+
+
+def test_usable_cpus_is_affinity_capped_by_the_quota_rounded_down():
+    assert usable_cpus(64, 1.0) == 1  # a 1-CPU pod on a 64-core node
+    assert usable_cpus(64, None) == 64  # no quota ("max", -1)
+    assert usable_cpus(64, 1.5) == 1  # fractional quotas round down
+    assert usable_cpus(64, 2.9) == 2
+    assert usable_cpus(64, 0.5) == 1  # never below one
+    assert usable_cpus(2, 8.0) == 2  # affinity smaller than the quota
+    assert usable_cpus(0, None) == 1
+
+
+def test_threads_flag_beats_omp_num_threads_beats_usable_cpus():
+    env = {"OMP_NUM_THREADS": "3"}
+    assert choose_threads(5, env, 16).threads == 5
+    assert choose_threads(None, env, 16).threads == 3
+    assert choose_threads(None, env, 16).reason == "OMP_NUM_THREADS=3"
+    assert choose_threads(None, {}, 16).threads == 15
+    assert choose_threads(None, {}, 2).threads == 1
+    assert choose_threads(None, {}, 1).threads == 1
+    assert choose_threads(None, {"OMP_NUM_THREADS": "4,2"}, 16).threads == 4  # nested levels: the outer one
+
+
+def test_a_bad_omp_num_threads_is_ignored_with_a_warning():
+    for bad in ("zero", "0", "-2"):
+        picked = choose_threads(None, {"OMP_NUM_THREADS": bad}, 8)
+        assert picked.threads == 7 and bad in picked.warning
+    assert choose_threads(None, {"OMP_NUM_THREADS": ""}, 8).warning is None

@@ -1,0 +1,178 @@
+"""What this machine lets the server use: the dtype the CPU runs natively, and how many CPUs it may use.
+
+The rules are pure functions of what they are given (CPU flags, torch's capability string, cgroup file
+texts, the environment), so tests can describe any machine; `detect_*` read the real ones.
+
+dtype (`--dtype auto`): float16 on CUDA; on CPU bfloat16 only with AMX (`amx_bf16` and `amx_tile` in
+/proc/cpuinfo, torch dispatching AVX512 kernels), else float32. Measured so far: bf16 beat fp32 only on a
+Xeon with AMX, and was 5x slower on an AVX2-only EPYC. AVX512-BF16 without AMX (AMD Zen 4) has bf16 dot
+products but is unmeasured, so auto keeps float32 there too.
+
+Threads: usable CPUs = the affinity mask's size, capped by the cgroup CPU quota rounded down (1.5 CPUs ->
+1: a second thread would be throttled inside every period, and a parallel region waits for its slowest
+thread), at least 1. Intra-op threads = `--num_threads`, else `OMP_NUM_THREADS`, else usable CPUs minus
+one (at least 1): the event loop, tokenization and batch preparation run beside the forward pass, and an
+intra-op thread that loses its CPU to them stalls every parallel region.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping
+
+AMX_FLAGS = frozenset({"amx_bf16", "amx_tile"})
+HALF_NAMES = {"float16": "float16", "half": "float16", "bfloat16": "bfloat16"}
+
+
+# -- dtype ------------------------------------------------------------------------------------------
+def cpu_flags(cpuinfo_text: str) -> frozenset[str]:
+    """The feature flags of the first processor in a /proc/cpuinfo text (x86 `flags`, ARM `Features`)."""
+    for line in cpuinfo_text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+def bf16_support(flags: Iterable[str], capability: str) -> str:
+    """'native' (AMX with AVX512 kernels), 'dot-products' (AVX512-BF16 only, unmeasured) or 'emulated'."""
+    flags = frozenset(flags)
+    if AMX_FLAGS <= flags and capability.startswith("AVX512"):
+        return "native"
+    if "avx512_bf16" in flags and capability.startswith("AVX512"):
+        return "dot-products"
+    return "emulated"
+
+
+@dataclass(frozen=True)
+class DtypeChoice:
+    dtype: str  # float32, float16 or bfloat16
+    reason: str
+    warning: str | None = None  # one line for the log when an explicit choice runs slowly here
+
+
+def choose_dtype(requested: str, device_type: str, flags: Iterable[str], capability: str) -> DtypeChoice:
+    flags = frozenset(flags)
+    if requested == "auto":
+        if device_type == "cuda":
+            return DtypeChoice("float16", "--dtype auto on CUDA")
+        support = bf16_support(flags, capability)
+        if support == "native":
+            return DtypeChoice("bfloat16", f"--dtype auto: the CPU has AMX (torch capability {capability})")
+        why = {"dot-products": "AVX512-BF16 without AMX: bfloat16 not measured faster here",
+               "emulated": "no native bfloat16 (no AMX)"}[support]
+        return DtypeChoice("float32", f"--dtype auto on CPU, {why} (torch capability {capability})")
+    name = HALF_NAMES.get(requested, "float32")
+    reason = f"--dtype {requested}"
+    if device_type == "cuda" or name == "float32":
+        return DtypeChoice(name, reason)
+    if name == "bfloat16":
+        support = bf16_support(flags, capability)
+        if support == "native":
+            return DtypeChoice(name, reason + " (AMX)")
+        if support == "dot-products":
+            return DtypeChoice(name, reason + " (AVX512-BF16 without AMX: unmeasured, float32 may be faster)")
+        return DtypeChoice(name, reason, f"--dtype bfloat16: this CPU (torch capability {capability}, no AMX) "
+                                         "emulates bfloat16, measured up to 5x slower than float32; use "
+                                         "--dtype float32 (or auto)")
+    if "amx_fp16" in flags:
+        return DtypeChoice(name, reason + " (AMX-FP16)")
+    return DtypeChoice(name, reason, f"--dtype {requested}: this CPU (torch capability {capability}, no "
+                                     "AMX-FP16) emulates float16 and runs it slower than float32; use "
+                                     "--dtype float32 (or auto)")
+
+
+def detect_cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
+    try:
+        return cpu_flags(Path(path).read_text(errors="replace"))
+    except OSError:
+        return frozenset()
+
+
+def detect_capability() -> str:
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability()
+
+
+# -- threads ----------------------------------------------------------------------------------------
+def cgroup_quota(cpu_max: str | None = None, cfs_quota_us: str | None = None,
+                 cfs_period_us: str | None = None) -> float | None:
+    """CPUs allowed by the cgroup, or None when unlimited or unknown.
+
+    `cpu_max`: cgroup v2 `cpu.max` ("quota period", quota "max" when unlimited); else cgroup v1
+    `cpu.cfs_quota_us` (-1 when unlimited) over `cpu.cfs_period_us`."""
+    try:
+        if cpu_max is not None:
+            fields = cpu_max.split()
+            if not fields or fields[0] == "max":
+                return None
+            quota, period = int(fields[0]), int(fields[1]) if len(fields) > 1 else 100_000
+        elif cfs_quota_us is not None and cfs_period_us is not None:
+            quota, period = int(cfs_quota_us.strip()), int(cfs_period_us.strip())
+        else:
+            return None
+    except ValueError:
+        return None
+    if quota <= 0 or period <= 0:
+        return None
+    return quota / period
+
+
+def usable_cpus(affinity: int, quota: float | None) -> int:
+    """The CPUs this process may keep busy: the affinity mask's size, capped by the quota rounded down."""
+    cpus = max(1, affinity)
+    if quota is not None:
+        cpus = min(cpus, max(1, math.floor(quota)))
+    return cpus
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    threads: int
+    reason: str
+    warning: str | None = None
+
+
+def choose_threads(flag: int | None, env: Mapping[str, str], usable: int) -> ThreadChoice:
+    """Intra-op threads: --num_threads, else OMP_NUM_THREADS, else usable CPUs minus one (at least 1)."""
+    if flag is not None:
+        return ThreadChoice(flag, f"--num_threads {flag}")
+    warning = None
+    omp = env.get("OMP_NUM_THREADS", "").strip()
+    if omp:
+        # OpenMP allows a list ("4,2") for nested levels: the first is the outer level.
+        first = omp.split(",")[0].strip()
+        if first.isdigit() and int(first) >= 1:
+            return ThreadChoice(int(first), f"OMP_NUM_THREADS={omp}")
+        warning = f"OMP_NUM_THREADS={omp!r} is not a positive number; ignored"
+    threads = max(1, usable - 1)
+    return ThreadChoice(threads, f"{usable} usable CPU(s), one left for tokenization and the event loop",
+                        warning)
+
+
+def read_text(path: str) -> str | None:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return None
+
+
+def detect_usable_cpus(root: str = "/sys/fs/cgroup") -> tuple[int, str]:
+    """(usable CPUs, how they were found) for this process."""
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        affinity = os.cpu_count() or 1
+    quota = cgroup_quota(read_text(f"{root}/cpu.max"))
+    if quota is None:
+        for v1 in (f"{root}/cpu", f"{root}/cpu,cpuacct"):
+            quota = cgroup_quota(None, read_text(f"{v1}/cpu.cfs_quota_us"), read_text(f"{v1}/cpu.cfs_period_us"))
+            if quota is not None:
+                break
+    cpus = usable_cpus(affinity, quota)
+    how = f"affinity {affinity}, cgroup quota " + ("none" if quota is None else f"{quota:g}")
+    return cpus, how

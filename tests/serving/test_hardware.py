@@ -123,3 +123,22 @@ def test_a_bad_omp_num_threads_is_ignored_with_a_warning():
         picked = choose_threads(None, {"OMP_NUM_THREADS": bad}, 8)
         assert picked.threads == 7 and bad in picked.warning
     assert choose_threads(None, {"OMP_NUM_THREADS": ""}, 8).warning is None
+
+
+def test_detect_reads_cgroup_v2_then_v1_files(tmp_path, monkeypatch):
+    import os
+
+    from workbench.serving.hardware import detect_usable_cpus
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cpu.max").write_text("100000 100000\n")
+    assert detect_usable_cpus(str(v2)) == (1, "affinity 64, cgroup quota 1")
+    v1 = tmp_path / "v1" / "cpu,cpuacct"
+    v1.mkdir(parents=True)
+    (v1 / "cpu.cfs_quota_us").write_text("250000\n")
+    (v1 / "cpu.cfs_period_us").write_text("100000\n")
+    assert detect_usable_cpus(str(tmp_path / "v1")) == (2, "affinity 64, cgroup quota 2.5")
+    (v2 / "cpu.max").write_text("max 100000\n")
+    assert detect_usable_cpus(str(v2)) == (64, "affinity 64, cgroup quota none")

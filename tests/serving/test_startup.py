@@ -62,10 +62,12 @@ def test_probabilities_and_logits_are_mutually_exclusive():
         parse_serve_args(["--return_probabilities", "--return_raw_logits"])
 
 
-def test_dtype_auto_is_fp32_on_cpu_and_bf16_when_asked():
+def test_dtype_auto_is_fp32_on_a_cpu_without_amx_and_bf16_when_asked():
     import torch
 
-    assert pick_dtype("auto", torch.device("cpu")) == torch.float32
+    zen4 = {"avx2", "avx512f", "avx512_bf16"}
+    assert pick_dtype("auto", torch.device("cpu"), zen4, "AVX512") == torch.float32
+    assert pick_dtype("auto", torch.device("cpu"), zen4 | {"amx_bf16", "amx_tile"}, "AVX512") == torch.bfloat16
     assert pick_dtype("auto", torch.device("cuda")) == torch.float16
     assert pick_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
 
@@ -107,3 +109,31 @@ def test_a_model_that_cannot_load_ends_the_server_with_its_reason(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert "the model failed to load" in result.stderr
+
+
+def test_the_start_up_log_says_which_dtype_and_how_many_threads(tiny_models, tmp_path):
+    import re
+    import subprocess
+    import sys
+
+    from workbench.testsupport.servers import free_port, wait_until_ready
+
+    port = free_port()
+    log_path = tmp_path / "server.log"
+    env = dict(__import__("os").environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="2")
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "workbench", "serve", "--model_dir",
+                                    tiny_models("sequence_classification"), "--num_threads", "1",
+                                    "--http_port", str(port), "--host", "127.0.0.1"],
+                                   stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            wait_until_ready(f"http://127.0.0.1:{port}", process, log_path, 120)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    text = log_path.read_text()
+    assert "threads: 1 intra-op (--num_threads 1;" in text  # the flag wins over OMP_NUM_THREADS
+    assert re.search(r"usable CPU\(s\): affinity \d+, cgroup quota", text)
+    assert re.search(r"dtype (float32|bfloat16): --dtype auto on CPU", text) or \
+        "dtype float16: --dtype auto on CUDA" in text
+    assert "emulates" not in text  # auto never picks what the CPU emulates

@@ -61,7 +61,7 @@ def choose_dtype(requested: str, device_type: str, flags: Iterable[str], capabil
             return DtypeChoice("float16", "--dtype auto on CUDA")
         support = bf16_support(flags, capability)
         if support == "native":
-            return DtypeChoice("bfloat16", f"--dtype auto: the CPU has AMX (torch capability {capability})")
+            return DtypeChoice("bfloat16", f"--dtype auto on CPU, AMX present (torch capability {capability})")
         why = {"dot-products": "AVX512-BF16 without AMX: bfloat16 not measured faster here",
                "emulated": "no native bfloat16 (no AMX)"}[support]
         return DtypeChoice("float32", f"--dtype auto on CPU, {why} (torch capability {capability})")
@@ -150,8 +150,7 @@ def choose_threads(flag: int | None, env: Mapping[str, str], usable: int) -> Thr
             return ThreadChoice(int(first), f"OMP_NUM_THREADS={omp}")
         warning = f"OMP_NUM_THREADS={omp!r} is not a positive number; ignored"
     threads = max(1, usable - 1)
-    return ThreadChoice(threads, f"{usable} usable CPU(s), one left for tokenization and the event loop",
-                        warning)
+    return ThreadChoice(threads, "usable CPUs minus one, left for tokenization and the event loop", warning)
 
 
 def read_text(path: str) -> str | None:

@@ -47,7 +47,7 @@ def test_auto_dtype_is_bf16_only_with_amx():
     for cpu in ("epyc_avx2", "zen4"):
         picked = choice("auto", cpu)
         assert picked.dtype == "float32" and picked.warning is None
-    assert "not measured" in choice("auto", "zen4").reason
+    assert "opt-in" in choice("auto", "zen4").reason
 
 
 def test_auto_dtype_on_cuda_is_float16_whatever_the_cpu():
@@ -61,7 +61,7 @@ def test_explicit_bf16_on_an_emulating_cpu_warns_once_naming_the_fix():
     assert "emulates bfloat16" in picked.warning and "--dtype float32" in picked.warning
     assert "\n" not in picked.warning
     assert choice("bfloat16", "xeon_amx").warning is None
-    assert choice("bfloat16", "zen4").warning is None and "unmeasured" in choice("bfloat16", "zen4").reason
+    assert choice("bfloat16", "zen4").warning is None and "AVX512-BF16" in choice("bfloat16", "zen4").reason
     assert choice("bfloat16", "epyc_avx2", device="cuda").warning is None
 
 

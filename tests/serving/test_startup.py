@@ -124,7 +124,7 @@ def test_the_start_up_log_says_which_dtype_and_how_many_threads(tiny_models, tmp
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "workbench", "serve", "--model_dir",
                                     tiny_models("sequence_classification"), "--num_threads", "1",
-                                    "--http_port", str(port), "--host", "127.0.0.1"],
+                                    "--http_port", str(port), "--host", "127.0.0.1", "--disable_grpc"],
                                    stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
             wait_until_ready(f"http://127.0.0.1:{port}", process, log_path, 120)

@@ -41,13 +41,20 @@ def test_bf16_support_levels():
     assert bf16_support({"amx_bf16"}, "AVX512") == "emulated"  # AMX needs its tiles too
 
 
-def test_auto_dtype_is_bf16_only_with_amx():
-    assert choice("auto", "xeon_amx").dtype == "bfloat16"
-    assert "AMX" in choice("auto", "xeon_amx").reason
-    for cpu in ("epyc_avx2", "zen4"):
+def test_auto_dtype_on_cpu_is_float32_like_kserve_and_names_the_faster_choice():
+    for cpu in ("xeon_amx", "epyc_avx2", "zen4"):
         picked = choice("auto", cpu)
         assert picked.dtype == "float32" and picked.warning is None
-    assert "opt-in" in choice("auto", "zen4").reason
+    assert "--dtype native would pick bfloat16" in choice("auto", "xeon_amx").reason
+    assert "AVX512-BF16" in choice("auto", "zen4").reason
+    assert "no native bfloat16" in choice("auto", "epyc_avx2").reason
+
+
+def test_native_dtype_is_bf16_where_the_cpu_runs_it_natively():
+    assert choice("native", "xeon_amx").dtype == "bfloat16" and "AMX" in choice("native", "xeon_amx").reason
+    assert choice("native", "zen4").dtype == "bfloat16"
+    assert choice("native", "epyc_avx2").dtype == "float32"
+    assert choice("native", "epyc_avx2", device="cuda").dtype == "float16"
 
 
 def test_auto_dtype_on_cuda_is_float16_whatever_the_cpu():

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from workbench.tasks import TASKS, Mode
 
-DTYPE_CHOICES = ["auto", "float32", "float", "float16", "half", "bfloat16"]
+DTYPE_CHOICES = ["auto", "native", "float32", "float", "float16", "half", "bfloat16"]
 BACKEND_CHOICES = ["torch", "onnxruntime"]
 
 
@@ -90,8 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--return_offsets_mapping", action="store_true",
                        help="token classification: also return each token's character span")
     model.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto",
-                       help="auto: float16 on CUDA; on CPU bfloat16 only with AMX (amx_bf16/amx_tile), else "
-                            "float32. bfloat16/float16 on a CPU that emulates them warn at start-up")
+                       help="auto: float16 on CUDA, float32 on CPU (KServe's runtime: the same answers); native: "
+                            "bfloat16 where the CPU runs it natively (AMX or AVX512-BF16), else as auto. "
+                            "bfloat16/float16 on a CPU that emulates them warn at start-up")
     model.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                        help="auto: CUDA when available, else CPU")
     model.add_argument("--num_threads", type=int, default=None,

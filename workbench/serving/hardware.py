@@ -57,15 +57,21 @@ class DtypeChoice:
 
 def choose_dtype(requested: str, device_type: str, flags: Iterable[str], capability: str) -> DtypeChoice:
     flags = frozenset(flags)
+    if requested in ("auto", "native") and device_type == "cuda":
+        return DtypeChoice("float16", f"--dtype {requested} on CUDA")
+    support = bf16_support(flags, capability)
     if requested == "auto":
-        if device_type == "cuda":
-            return DtypeChoice("float16", "--dtype auto on CUDA")
-        support = bf16_support(flags, capability)
-        if support == "native":
-            return DtypeChoice("bfloat16", f"--dtype auto on CPU, AMX present (torch capability {capability})")
-        why = {"dot-products": "AVX512-BF16 without AMX: bfloat16 is opt-in (--dtype bfloat16)",
-               "emulated": "no native bfloat16 (no AMX)"}[support]
-        return DtypeChoice("float32", f"--dtype auto on CPU, {why} (torch capability {capability})")
+        # KServe's runtime: auto is float32 on CPU; keeping it keeps the same answers.
+        hint = {"native": "this CPU has AMX: --dtype native would pick bfloat16",
+                "dot-products": "this CPU has AVX512-BF16: --dtype native would pick bfloat16",
+                "emulated": "no native bfloat16 here"}[support]
+        return DtypeChoice("float32", f"--dtype auto on CPU, as KServe's runtime ({hint}; torch capability "
+                                      f"{capability})")
+    if requested == "native":
+        if support in ("native", "dot-products"):
+            what = "AMX" if support == "native" else "AVX512-BF16 dot products, no AMX"
+            return DtypeChoice("bfloat16", f"--dtype native on CPU, {what} (torch capability {capability})")
+        return DtypeChoice("float32", f"--dtype native on CPU, no native bfloat16 (torch capability {capability})")
     name = HALF_NAMES.get(requested, "float32")
     reason = f"--dtype {requested}"
     if device_type == "cuda" or name == "float32":

@@ -59,6 +59,9 @@ DIVERGENCES: list[Divergence] = [
     Divergence("v2-model-metadata-tensors", ("kserve",),
                "KServe's Model.get_input_types/get_output_types default to []: metadata inputs/outputs are empty",
                _any),
+    Divergence("hf-entity-route", ("kserve", "mlserver", "triton"),
+               "POST /models/{name} (the HF Inference API's entity route) is a workbench extension; other servers "
+               "answer 404/405", _status(404, 405)),
     Divergence("v2-health-body", ("mlserver", "triton"),
                "MLServer and Triton answer health probes with an empty body (the status code is normative)",
                _empty_body),

@@ -1,0 +1,219 @@
+"""Mutation score of the conformance suite: how many deliberately wrong servers it catches.
+
+    python -m tests.conformance_meta.mutation_score [--json PATH] [--workers 2] [--only NAME ...]
+
+Serves each upstream the catalogue needs (tests/conformance_meta/mutants.py: a tiny model per task,
+the built-in predictor in each mode, with --return_offsets_mapping where asked) once, puts mutant proxies
+in front of it (one per worker), runs the whole suite (a subprocess, as a user runs it, with
+--reference-model and a golden file) once transparently (the baseline must pass) and once per mutant,
+and prints the score killed/total, the surviving mutants, which mutants each check kills, and the
+checks that kill none with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import queue
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.conformance_meta.mutants import BY_NAME, CANNOT_KILL, MUTANTS, Mutant, Upstream
+from tests.conformance_meta.suite_runner import run_suite
+
+PROXY = Path(__file__).with_name("mutant_proxy.py")
+GOLDEN_TEXTS = 2
+
+
+@dataclass
+class Run:
+    upstream: str
+    mutation: str
+    attempt: int
+    failed: list[str] = field(default_factory=list)
+    passed: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    returncode: int = 0
+    wall_s: float = 0.0
+    error: str = ""
+
+    @property
+    def killed(self) -> bool:
+        return bool(self.failed)
+
+
+def _golden_file(upstream: Upstream, model_dir: str, directory: Path) -> Path:
+    from conformance.golden import golden_case_from_reference
+    from conformance.reference import ReferenceModel
+    from conformance.target import FILL_MASK_TEMPLATES, SAMPLE_TEXTS
+
+    reference = ReferenceModel(model_dir, upstream.task)
+    texts = ([t.format(mask=reference.mask_token) for t in FILL_MASK_TEMPLATES] if upstream.task == "fill_mask"
+             else SAMPLE_TEXTS)[:GOLDEN_TEXTS]
+    case = golden_case_from_reference(reference, f"tiny-{upstream.id}", f"tiny/{upstream.task}", upstream.mode, texts,
+                                      model_names=["model"])
+    path = directory / f"golden-{upstream.id}.json"
+    path.write_text(json.dumps({"cases": [case]}))
+    return path
+
+
+def run_one(proxy_url: str, upstream: Upstream, model_dir: str, golden: Path, mutation: str, attempt: int,
+            report_dir: Path) -> Run:
+    assert httpx.put(f"{proxy_url}/__mutation/{mutation}", timeout=10).status_code == 200
+    run = Run(upstream.id, mutation, attempt)
+    try:
+        suite = run_suite(report_dir / f"{upstream.id}-{mutation}-{attempt}.json", "--endpoint", proxy_url,
+                          *upstream.suite_args(), "--reference-model", model_dir, "--expect", str(golden), timeout=600)
+    except Exception as exc:  # noqa: BLE001 - a run that wrote no report is reported, not counted as a kill
+        run.error = f"{type(exc).__name__}: {str(exc)[:2000]}"
+        return run
+    run.returncode, run.wall_s = suite.returncode, round(suite.wall_s, 1)
+    for check in suite.report["checks"]:
+        if check["outcome"] == "fail":
+            run.failed.append(check["id"])
+        elif check["outcome"] == "pass":
+            run.passed.append(check["id"])
+        elif check["outcome"] == "skip":
+            run.skipped[check["id"]] = check["reason"][:200]
+        else:  # known divergences: never under strict; listed as a failure to look at
+            run.failed.append(f"{check['id']} ({check['outcome']})")
+    return run
+
+
+def score(names: list[str] | None = None, workers: int = 2, log=print) -> dict:
+    """Serve, run the baseline and every selected mutant; return the result (see `summarize`)."""
+    from workbench.testsupport.servers import free_port, served, served_command
+    from workbench.testsupport.tiny_models import build_tiny_model
+
+    selected: list[Mutant] = [BY_NAME[n] for n in names] if names else list(MUTANTS)
+    upstreams: list[Upstream] = list(dict.fromkeys(u for m in selected for u in m.targets))
+    started = time.perf_counter()
+    runs: list[Run] = []
+    with tempfile.TemporaryDirectory(prefix="mutation-score-") as tmp, contextlib.ExitStack() as stack:
+        tmp_path = Path(tmp)
+        model_dirs = {task: str(build_tiny_model(task, tmp_path / task)) for task in {u.task for u in upstreams}}
+        proxies: dict[Upstream, list[str]] = {}
+        goldens: dict[Upstream, Path] = {}
+        for upstream in upstreams:
+            url = stack.enter_context(served(model_dirs[upstream.task], *upstream.server_flags))
+            proxies[upstream] = []
+            for _ in range(workers):
+                port = free_port()
+                command = [sys.executable, str(PROXY), "--upstream", url, "--port", str(port)]
+                proxies[upstream].append(stack.enter_context(served_command(command, port)))
+            goldens[upstream] = _golden_file(upstream, model_dirs[upstream.task], tmp_path)
+        log(f"{len(upstreams)} upstreams served in {time.perf_counter() - started:.0f} s")
+        jobs: queue.Queue = queue.Queue()
+        for upstream in upstreams:
+            jobs.put((upstream, "none", 1))
+        for mutant in selected:
+            for upstream in mutant.targets:
+                for attempt in range(1, mutant.repeat + 1):
+                    jobs.put((upstream, mutant.name, attempt))
+        lock = threading.Lock()
+
+        def work(index: int) -> None:
+            while True:
+                try:
+                    upstream, mutation, attempt = jobs.get_nowait()
+                except queue.Empty:
+                    return
+                run = run_one(proxies[upstream][index], upstream, model_dirs[upstream.task], goldens[upstream],
+                              mutation, attempt, tmp_path)
+                with lock:
+                    runs.append(run)
+                    verdict = "error" if run.error else ("killed" if run.killed else "SURVIVED")
+                    if mutation == "none":
+                        verdict = "baseline ok" if not run.failed and not run.error else "BASELINE FAILS"
+                    log(f"[{len(runs)}] {upstream.id:42} {mutation:34} {verdict:12} {run.wall_s:5.1f} s "
+                        f"{len(run.failed)} failed")
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    return summarize(selected, runs, time.perf_counter() - started)
+
+
+def summarize(selected: list[Mutant], runs: list[Run], wall_s: float) -> dict:
+    baselines = {r.upstream: r for r in runs if r.mutation == "none"}
+    broken_baselines = {u: (r.error or r.failed) for u, r in baselines.items() if r.error or r.failed}
+    by_mutant: dict[str, list[Run]] = {}
+    for run in runs:
+        if run.mutation != "none":
+            by_mutant.setdefault(run.mutation, []).append(run)
+    # a mutant is killed when every run of it (each target, each repeat) fails at least one check
+    killed = sorted(n for n, rs in by_mutant.items() if all(r.killed and not r.error for r in rs))
+    survivors = sorted(m.name for m in selected if m.name not in killed)
+    kills: dict[str, set[str]] = {}
+    for name, rs in by_mutant.items():
+        for run in rs:
+            for check in run.failed:
+                kills.setdefault(check, set()).add(name)
+    checks_run = {c for r in baselines.values() for c in r.passed}
+    skipped_everywhere: dict[str, str] = {}
+    for run in baselines.values():
+        for check, reason in run.skipped.items():
+            if check not in checks_run:
+                skipped_everywhere.setdefault(check, reason)
+    kill_none = {c: CANNOT_KILL.get(c, "no mutant in the catalogue breaks what it checks")
+                 for c in sorted(checks_run) if c not in kills}
+    return {
+        "score": {"killed": len(killed), "total": len(selected)},
+        "wall_s": round(wall_s, 1),
+        "survivors": {n: {"breaks": BY_NAME[n].breaks,
+                          "runs": [{"upstream": r.upstream, "attempt": r.attempt, "error": r.error,
+                                    "failed": r.failed} for r in by_mutant.get(n, [])]} for n in survivors},
+        "broken_baselines": broken_baselines,
+        "mutants": {n: {"breaks": BY_NAME[n].breaks, "killed": n in killed,
+                        "killed_by": sorted({c for r in by_mutant.get(n, []) for c in r.failed})} for n in by_mutant},
+        "kills_per_check": {c: sorted(ms) for c, ms in sorted(kills.items())},
+        "checks_that_kill_none": kill_none,
+        "checks_never_run": skipped_everywhere,
+    }
+
+
+def report_text(result: dict) -> str:
+    lines = [f"mutation score: {result['score']['killed']}/{result['score']['total']} mutants killed "
+             f"({result['wall_s']:.0f} s)"]
+    if result["broken_baselines"]:
+        lines.append(f"BASELINE FAILS (the transparent proxy must pass): {result['broken_baselines']}")
+    lines.append(f"surviving mutants: {', '.join(result['survivors']) or 'none'}")
+    for name, info in result["survivors"].items():
+        lines.append(f"  {name}: {info['breaks']}; runs: {info['runs']}")
+    lines.append("checks and the mutants they kill:")
+    for check, mutants in result["kills_per_check"].items():
+        lines.append(f"  {check}: {len(mutants)}: {', '.join(mutants)}")
+    lines.append("checks that kill no mutant:")
+    for check, reason in result["checks_that_kill_none"].items():
+        lines.append(f"  {check}: {reason}")
+    if result["checks_never_run"]:
+        lines.append("checks skipped on every upstream:")
+        for check, reason in result["checks_never_run"].items():
+            lines.append(f"  {check}: {reason}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", metavar="PATH", help="also write the result as JSON")
+    parser.add_argument("--workers", type=int, default=2, help="suite runs at a time (default 2)")
+    parser.add_argument("--only", nargs="+", metavar="NAME", choices=sorted(BY_NAME), help="just these mutants")
+    args = parser.parse_args(argv)
+    result = score(args.only, args.workers, log=lambda line: print(line, flush=True))
+    print(report_text(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0 if result["score"]["killed"] == result["score"]["total"] and not result["broken_baselines"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -495,6 +495,28 @@ def m_hf_kserve_route_no_content_type(ex):
     return ex
 
 
+def m_hf_groups_lose_last(ex):
+    request = ex.request
+    strategy = ((request.get("parameters") or {}).get("aggregation_strategy") if isinstance(request, dict) else None)
+    if ok(ex) and is_entities(ex.path) and strategy not in (None, "none") and isinstance(ex.body, list):
+        if ex.body and all(isinstance(e, dict) for e in ex.body) and len(ex.body) > 1:
+            ex.body = ex.body[:-1]
+    return ex
+
+
+def m_v1_single_instance_unwrapped(ex):
+    if ok(ex) and is_v1_predict(ex.path) and isinstance(ex.body.get("predictions"), list) \
+            and len(ex.body["predictions"]) == 1:
+        ex.body["predictions"] = ex.body["predictions"][0]
+    return ex
+
+
+def m_hf_unknown_model_answered(ex):
+    if is_entities(ex.path) and ex.status == 404:
+        ex.status, ex.body = 200, []
+    return ex
+
+
 def m_hf_bad_parameters_accepted(ex):
     if is_entities(ex.path) and ex.status == 400:
         ex.status, ex.body = 200, []
@@ -552,6 +574,8 @@ MUTANTS: tuple[Mutant, ...] = (
            _map_scores(_drop_top_label, v2=False)),
     Mutant("v1-fill-mask-empty-token", "V1 fill-mask predictions are empty strings (a decode that drops the token)",
            (FD,), _map_v1_predictions(lambda p: "" if isinstance(p, str) else p)),
+    Mutant("v1-single-instance-unwrapped", "V1 answers a batch of one with the bare prediction, not a one-entry list",
+           (SL,), m_v1_single_instance_unwrapped),
     Mutant("v1-inputs-key-refused", "V1 predict refuses {\"inputs\": [...]} (only 'instances' read)", (TL,),
            m_v1_inputs_key_refused),
     Mutant("v1-bare-string-refused", "V1 predict refuses a bare string in 'instances'", (SP,),
@@ -620,6 +644,8 @@ MUTANTS: tuple[Mutant, ...] = (
            _metadata_outputs(_extra_dimension)),
     Mutant("v2-metadata-offsets-undeclared", "model metadata omits the offset_mapping output inference returns",
            (TDO,), _metadata_outputs(lambda outputs: [t for t in outputs if t.get("name") != "offset_mapping"])),
+    Mutant("v2-metadata-tensors-empty", "model metadata inputs and outputs are [] (KServe's default)", (SD,),
+           _route_body(is_model_metadata, lambda b: b.update(inputs=[], outputs=[]))),
     Mutant("v1-models-list-empty", "GET /v1/models answers {\"models\": []}", (FL,),
            _route_body(lambda p: p == "/v1/models", lambda b: b.update(models=[]))),
     Mutant("v1-model-ready-false", "GET /v1/models/<m> answers ready false", (TP,),
@@ -642,6 +668,10 @@ MUTANTS: tuple[Mutant, ...] = (
            m_hf_list_answers_first_only),
     Mutant("hf-kserve-route-no-content-type", "V2 entity answers lack parameters.content_type", (TD,),
            m_hf_kserve_route_no_content_type),
+    Mutant("hf-groups-lose-last", "grouped entities (simple/first/average/max) lose the last group of a text", (TP,),
+           m_hf_groups_lose_last),
+    Mutant("hf-unknown-model-answered", "POST /models/<unknown> answers 200 [] instead of 404", (TL,),
+           m_hf_unknown_model_answered),
     Mutant("hf-bad-parameters-accepted", "bad entity parameters answer 200 []", (TL,), m_hf_bad_parameters_accepted),
     # concurrency
     Mutant("mixed-concurrent", "responses of concurrent predict/infer requests are handed to each other", (SD,),
@@ -653,7 +683,7 @@ MUTANTS: tuple[Mutant, ...] = (
 BY_NAME: dict[str, Mutant] = {m.name: m for m in MUTANTS}
 assert len(BY_NAME) == len(MUTANTS), "mutant names must be unique"
 
-# checks that no mutant here can fail, and why
+# checks that no mutant here can fail, and why (the mutation score lists the rest as "no mutant breaks it")
 CANNOT_KILL: dict[str, str] = {}
 
 

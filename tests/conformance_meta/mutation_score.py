@@ -120,15 +120,23 @@ def score(names: list[str] | None = None, workers: int = 2, log=print, fork: boo
                 build_tiny_model(task, directory)
             for upstream in upstreams:
                 _golden_file(upstream, model_dirs[upstream.task], tmp_path)
-        proxies: dict[Upstream, list[str]] = {}
-        servers = {u: stack.enter_context(contextlib.ExitStack()) for u in upstreams}
-        for upstream in upstreams:
-            url = servers[upstream].enter_context(served(model_dirs[upstream.task], *upstream.server_flags))
-            proxies[upstream] = []
+        def serve(upstream: Upstream) -> list[str]:
+            """Start the upstream and its proxies (in a thread: start-ups overlap); stopped with `stack`."""
+            managers = [served(model_dirs[upstream.task], *upstream.server_flags)]
+            url = managers[0].__enter__()
+            urls = []
             for _ in range(workers):
                 port = free_port()
-                command = [sys.executable, str(PROXY), "--upstream", url, "--port", str(port)]
-                proxies[upstream].append(servers[upstream].enter_context(served_command(command, port)))
+                managers.append(served_command([sys.executable, str(PROXY), "--upstream", url, "--port", str(port)], port))
+                urls.append(managers[-1].__enter__())
+            for manager in reversed(managers):
+                stack.callback(manager.__exit__, None, None, None)
+            return urls
+
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            proxies: dict[Upstream, list[str]] = dict(zip(upstreams, pool.map(serve, upstreams)))
         log(f"{len(upstreams)} upstreams served in {time.perf_counter() - started:.0f} s")
         jobs: list[tuple[Upstream, str, int]] = [(u, "none", 1) for u in upstreams]
         jobs += [(u, m.name, attempt) for m in selected for u in m.targets for attempt in range(1, m.repeat + 1)]

@@ -109,17 +109,17 @@ def score(names: list[str] | None = None, workers: int = 2, log=print, fork: boo
         tmp_path = Path(tmp)
         model_dirs = {task: str(tmp_path / task) for task in dict.fromkeys(u.task for u in upstreams)}
         goldens = {u: tmp_path / f"golden-{u.id}.json" for u in upstreams}
-        if fork:
-            for task, directory in model_dirs.items():
-                _in_child(build_tiny_model, task, directory)
-            for upstream in upstreams:
-                _in_child(_golden_file, upstream, model_dirs[upstream.task], tmp_path)
-            preload_suite_modules()
-        else:
+        def prepare() -> None:
             for task, directory in model_dirs.items():
                 build_tiny_model(task, directory)
             for upstream in upstreams:
                 _golden_file(upstream, model_dirs[upstream.task], tmp_path)
+
+        if fork:
+            _in_child(prepare)  # torch computes there, never in the process the suite runs are forked from
+            preload_suite_modules()
+        else:
+            prepare()
         def serve(upstream: Upstream) -> list[str]:
             """Start the upstream and its proxies (in a thread: start-ups overlap); stopped with `stack`."""
             managers = [served(model_dirs[upstream.task], *upstream.server_flags)]

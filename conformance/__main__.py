@@ -5,6 +5,10 @@ The same as `pytest conformance ...` in a clone, for users who pip-installed wor
     python -m conformance --endpoint http://host:8080 --model-name bert --task token_classification \
         --profile kserve --conformance-report out.json
 
+`--level protocol` checks only what the KServe V1 / OIP documents require (any V1/V2 server); `kserve` adds
+what KServe's Hugging Face runtime does, `workbench` our extensions (default: all three). With --endpoint
+the suite first checks that the endpoint answers and serves the model, and stops with one line if not.
+
 Every argument is passed to pytest (so pytest's own options such as `-k`, `-x`, `--junitxml` work too).
 `workbench conformance ...` runs this module.
 """

@@ -8,10 +8,18 @@ from typing import Any
 import httpx
 import pytest
 
+from conformance.levels import LEVELS
 from conformance.profiles import diverge_or_fail
 
 clause = pytest.mark.clause
 needs_task = pytest.mark.needs_task
+
+
+def level(name: str):
+    """`@level("protocol")`: the level of a check (one of LEVELS)."""
+    if name not in LEVELS:
+        raise ValueError(f"unknown conformance level {name!r}: one of {', '.join(LEVELS)}")
+    return pytest.mark.level(name)
 
 
 def protocol(name: str):

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from conformance import profiles, semantics
 from conformance.client import ConformanceClient
+from conformance.levels import LEVELS
 
 # No HF_HUB_OFFLINE here: --reference-model may name a hub model on a machine that can reach the hub.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -22,7 +24,9 @@ MARKERS = [
     "clause(text): the protocol clause a conformance check enforces",
     "protocol(name): a conformance check that needs protocol v1 or v2 (or 'both': both of them)",
     "needs_task: a conformance check that needs to know the task (--task)",
+    "level(name): what a conformance check holds the endpoint to: protocol, kserve or workbench (--level)",
 ]
+SUITE_DIR = Path(__file__).resolve().parent
 
 
 def pytest_addoption(parser, pluginmanager):
@@ -54,6 +58,10 @@ def pytest_addoption(parser, pluginmanager):
     group.addoption("--request-timeout", default=None, type=float, help="HTTP timeout per request in seconds (default 30)")
     group.addoption("--profile", default="strict", choices=profiles.PROFILES,
                     help="which known divergences to report as such instead of failing (default: strict)")
+    group.addoption("--level", default=None, metavar="LEVELS",
+                    help="comma-separated levels of checks to run: " + ", ".join(LEVELS) + " (default: all). "
+                         "protocol: what the KServe V1 / OIP documents require; kserve: what KServe's Hugging Face "
+                         "runtime does beyond them; workbench: workbench's extensions")
     group.addoption("--conformance-report", default=None, metavar="PATH",
                     help="write a JSON + Markdown report (PATH.json/PATH.md, or PATH and PATH-with-.md when PATH ends .json)")
     group.addoption("--isvc", default=None, help="resolve the endpoint from this KServe InferenceService")
@@ -67,6 +75,7 @@ def pytest_addoption(parser, pluginmanager):
 def pytest_configure(config):
     for line in MARKERS:
         config.addinivalue_line("markers", line)
+    selected_levels(config)  # a bad --level is a usage error before anything runs
     path = config.getoption("--conformance-report", default=None)
     if path:
         from conformance.report import ConformanceReport
@@ -143,7 +152,60 @@ def target_specs(config) -> list[TargetSpec]:
 
 
 def pytest_sessionstart(session):
-    target_specs(session.config)  # resolve --isvc once, before collection; exits with a clear message on failure
+    specs = target_specs(session.config)  # resolve --isvc once, before collection; exits with a clear message on failure
+    if not session.config.option.collectonly:
+        preflight_endpoints(session.config, specs)
+
+
+def stop(config, reason: str) -> None:
+    """Stop the run before any check, in one line (and say so in the report, when one is asked for)."""
+    report = config.pluginmanager.get_plugin("conformance-report")
+    if report is not None:
+        report.stop(reason)
+    pytest.exit(f"conformance: {reason}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+def preflight_endpoints(config, specs: list[TargetSpec]) -> None:
+    """Reach each --endpoint target and find its model before anything is collected; stop with one line
+    otherwise. A task or mode the server's metadata tells fills in a missing --task / --mode."""
+    from dataclasses import replace
+
+    from conformance.preflight import PreflightError, probe
+
+    checked = []
+    for spec in specs:
+        if spec.endpoint is None:
+            checked.append(spec)
+            continue
+        client = ConformanceClient(spec.endpoint, host_header=spec.host_header, timeout=request_timeout(config))
+        recorder = client.recording([])
+
+        def request(method: str, path: str):
+            return recorder.request(method, path, json_body={} if method == "POST" else None)
+
+        try:
+            findings = probe(request, spec.endpoint, spec.model_name, spec.protocols, spec.host_header)
+        except PreflightError as exc:
+            stop(config, str(exc))
+        finally:
+            client.close()
+        told = {"task": findings.task, "mode": findings.mode}
+        differs = [f"{key} {told[key]} (checked as {value})" for key, value in (("task", spec.task), ("mode", spec.mode))
+                   if told[key] and value and told[key] != value and config.getoption(f"--{key}") is not None]
+        if differs:
+            config._conformance_notes = [*getattr(config, "_conformance_notes", []),
+                                         f"{spec.endpoint}: the server's model metadata says " + ", ".join(differs)]
+        inferred = {}
+        if spec.task is None and findings.task:
+            inferred["task"] = findings.task
+        if config.getoption("--mode") is None and findings.mode and findings.mode != spec.mode:
+            inferred["mode"] = findings.mode
+        if inferred:
+            task, mode = inferred.get("task", spec.task), inferred.get("mode", spec.mode)
+            spec = replace(spec, id=f"{task or 'task-unknown'}-{mode}", task=task, mode=mode)
+            config._conformance_inferred = {**getattr(config, "_conformance_inferred", {}), **inferred}
+        checked.append(spec)
+    config._conformance_specs = checked
 
 
 def pytest_generate_tests(metafunc):
@@ -161,10 +223,51 @@ def _module_rank(item) -> int:
     return MODULE_ORDER.index(name) if name in MODULE_ORDER else len(MODULE_ORDER)
 
 
+# --- levels ------------------------------------------------------------------------------------
+
+def selected_levels(config) -> tuple[str, ...]:
+    """The levels of --level (default: all), validated."""
+    value = config.getoption("--level", default=None)
+    if not value:
+        return tuple(LEVELS)
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in LEVELS]
+    if unknown or not names:
+        raise pytest.UsageError(f"--level {value}: {'unknown level ' + repr(unknown[0]) if unknown else 'no level'} "
+                                f"(levels: {', '.join(LEVELS)}; e.g. --level protocol,kserve)")
+    return tuple(dict.fromkeys(names))
+
+
+def is_suite_check(item) -> bool:
+    """A check of this suite (conformance/test_*.py), not a test elsewhere in the same session."""
+    path = Path(str(getattr(item, "path", "") or ""))
+    return path.parent == SUITE_DIR and path.name.startswith("test_")
+
+
+def check_level(item) -> str | None:
+    marker = item.get_closest_marker("level")
+    return marker.args[0] if marker is not None and marker.args else None
+
+
+def select_by_level(config, items) -> None:
+    """Every check must declare its level (an error otherwise); drop the checks of levels not selected."""
+    unlevelled = sorted({item.nodeid.split("[", 1)[0] for item in items
+                         if is_suite_check(item) and check_level(item) not in LEVELS})
+    if unlevelled:
+        raise pytest.UsageError(f"conformance checks without a level: {', '.join(unlevelled)} -- decorate each "
+                                f"with @level(...) from conformance.checks (one of {', '.join(LEVELS)})")
+    wanted = selected_levels(config)
+    dropped = [item for item in items if is_suite_check(item) and check_level(item) not in wanted]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if not (is_suite_check(item) and check_level(item) not in wanted)]
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Protocol checks first, errors last; skip, before any server starts, checks whose protocol or task
-    the target lacks."""
+    """Checks of the levels asked for; protocol checks first, errors last; skip, before any server starts,
+    checks whose protocol or task the target lacks."""
+    select_by_level(config, items)
     positions = [i for i, item in enumerate(items) if _module_rank(item) < len(MODULE_ORDER)]
     for position, item in zip(positions, sorted((items[i] for i in positions), key=_module_rank)):
         items[position] = item
@@ -182,6 +285,61 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=f"protocol {'/'.join(missing)} not checked (--protocol)"))
         if item.get_closest_marker("needs_task") is not None and spec.task is None:
             item.add_marker(pytest.mark.skip(reason="needs --task to know what the outputs mean"))
+
+
+# --- short failure reasons ---------------------------------------------------------------------
+
+def _where_failed(excinfo) -> str:
+    """`conformance/test_x.py:42`: the innermost line of the suite's own code in the traceback."""
+    entries = [entry for entry in excinfo.traceback if Path(str(entry.path)).parent == SUITE_DIR]
+    checks = [entry for entry in entries if Path(str(entry.path)).name.startswith("test_")]
+    entry = (checks or entries or list(excinfo.traceback))[-1]
+    path = Path(str(entry.path))
+    shown = f"{SUITE_DIR.name}/{path.name}" if path.parent == SUITE_DIR else path.name
+    return f"{shown}:{entry.lineno + 1}"
+
+
+def _lines(text: str, count: int = 2, width: int = 300) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    kept = [line if len(line) <= width else line[:width] + "…" for line in lines[:count]]
+    if len(lines) > count:
+        kept[-1] += f" … ({len(lines) - count} more)"
+    return "\n".join(kept) or "(no message)"
+
+
+def short_failure(excinfo) -> str | None:
+    """One or two lines for a check that failed an assertion, broke a rule (semantics.Violation) or could
+    not talk to the endpoint; None for anything else (a bug in a check keeps its traceback)."""
+    import httpx
+
+    from conformance.preflight import connection_problem
+
+    exc = excinfo.value
+    if isinstance(exc, AssertionError):
+        text = str(exc)
+        message = text.split("\nassert ", 1)[0] if "\nassert " in text else text
+        return f"{_where_failed(excinfo)}: {_lines(message)}"
+    if isinstance(exc, semantics.Violation):
+        return f"{_where_failed(excinfo)}: {_lines(str(exc))}"
+    if isinstance(exc, httpx.HTTPError):
+        try:
+            request = f"{exc.request.method} {exc.request.url}: "
+        except RuntimeError:  # an error raised before any request was made
+            request = ""
+        return f"{_where_failed(excinfo)}: {request}{connection_problem(exc)} ({type(exc).__name__})"
+    return None
+
+
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_runtest_makereport(item, call):
+    """A failed check's reason in a line or two (`--tb=long` etc. keep pytest's tracebacks)."""
+    outcome = yield
+    report = outcome.get_result()
+    if (report.failed and call.excinfo is not None and report.when in ("setup", "call") and is_suite_check(item)
+            and item.config.option.tbstyle == "auto"):
+        short = short_failure(call.excinfo)
+        if short is not None:
+            report.longrepr = short
 
 
 # --- fixtures ----------------------------------------------------------------------------------
@@ -206,8 +364,24 @@ def tiny_model_dir(tmp_path_factory):
     return get
 
 
+def pytest_terminal_summary(terminalreporter, config):
+    for note in getattr(config, "_conformance_notes", []):
+        terminalreporter.write_line(f"conformance: {note}")
+
+
 def pytest_collection_finish(session):
-    """Remember the order in which targets will be used (for starting the next server ahead)."""
+    """Stop when selected checks need a task nobody told; remember the order in which targets will be used
+    (for starting the next server ahead)."""
+    from conformance.preflight import task_missing_message
+
+    if not session.config.option.collectonly:
+        for spec in target_specs(session.config):
+            if spec.endpoint is None or spec.task is not None:
+                continue
+            needing = [item for item in session.items if item.get_closest_marker("needs_task") is not None
+                       and getattr(getattr(item, "callspec", None), "params", {}).get("target") is spec]
+            if needing:
+                stop(session.config, task_missing_message(spec.endpoint, spec.model_name, len(needing)))
     order: list = []
     for item in session.items:
         spec = getattr(getattr(item, "callspec", None), "params", {}).get("target")

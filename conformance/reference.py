@@ -2,8 +2,16 @@
 
 The computation follows KServe's Hugging Face runtime (reference doc §1): all texts of a request are
 tokenized together with padding and truncation, lowercased unless the endpoint runs with
-`--disable_lower_case`, one forward pass, then the runtime's post-processing (shared with
-`workbench.testsupport.kserve_modelserver`). The result is turned into canonical rows by `semantics.v1_rows`.
+`--disable_lower_case`, one forward pass, then the runtime's post-processing, transcribed here on its own (no code is shared with
+any server the suite checks) and tested against KServe's real runtime (tests/kserve_runtime). The result is
+turned into canonical rows by `semantics.v1_rows`.
+
+KServe's post-processing (huggingfaceserver `encoder_model.py`), per text:
+  sequence classification: argmax id | {label: softmax rounded to 4 places} | {label: raw logit}
+  token classification:    [[id per position]] (1xS) | S dicts of rounded probabilities | S dicts of logits
+  fill mask:               decoded argmax token(s) at the mask positions | per mask a V-long list of
+                           one-entry dicts {token_id: "0.1234"} (probabilities as 4-place *strings*) or
+                           {token_id: logit}
 """
 
 from __future__ import annotations
@@ -65,25 +73,47 @@ class ReferenceModel:
         """What the runtime's V1 `predictions` would be, as JSON (integer dict keys become strings)."""
         import torch
 
-        from workbench.testsupport.kserve_modelserver import (
-            postprocess_fill_mask,
-            postprocess_sequence_classification,
-            postprocess_token_classification,
-        )
-
         self._load()
         encoded = self._tokenizer(list(texts), add_special_tokens=self.add_special_tokens, return_tensors="pt",
                                   padding=True, truncation=True)
         with torch.no_grad():
             logits = self._network(**encoded, return_dict=True).logits
-        flags = dict(probabilities=mode == "probabilities", raw_logits=mode == "logits")
-        if self.task == "token_classification":
-            result = postprocess_token_classification(logits, **flags)
-        elif self.task == "sequence_classification":
-            result = postprocess_sequence_classification(logits, **flags)
+        if self.task == "fill_mask":
+            mask_id = self._tokenizer.mask_token_id
+            result = [_fill_mask_answer(row_logits[row_ids == mask_id], mode, self._tokenizer)
+                      for row_logits, row_ids in zip(logits, encoded["input_ids"])]
+        elif self.task == "token_classification":
+            result = [_token_answer(row_logits, mode) for row_logits in logits]
         else:
-            result = postprocess_fill_mask(logits, encoded["input_ids"], self._tokenizer, **flags)
+            result = [_class_answer(row_logits, mode) for row_logits in logits]
         return json.loads(json.dumps(result))
 
     def rows(self, texts: list[str], mode: str) -> list:
         return semantics.v1_rows(self.task, mode, self.predictions(texts, mode), len(texts))
+
+
+def _scores(values, mode: str, *, as_text: bool = False) -> dict[int, Any]:
+    """{index: value} for one row of logits: the logits, or softmax rounded to 4 places."""
+    import torch
+
+    if mode == "logits":
+        return {index: float(value) for index, value in enumerate(values.tolist())}
+    rounded = [f"{p:.4f}" for p in torch.softmax(values, dim=-1).tolist()]
+    return {index: (text if as_text else float(text)) for index, text in enumerate(rounded)}
+
+
+def _class_answer(values, mode: str) -> Any:
+    return int(values.argmax()) if mode == "default" else _scores(values, mode)
+
+
+def _token_answer(positions, mode: str) -> Any:
+    if mode == "default":
+        return [[int(label) for label in positions.argmax(dim=-1)]]
+    return [_scores(values, mode) for values in positions]
+
+
+def _fill_mask_answer(masked, mode: str, tokenizer) -> Any:
+    """masked: [M, V] logits at the text's mask positions."""
+    if mode == "default":
+        return tokenizer.decode(masked.argmax(dim=-1))
+    return [[{token: value} for token, value in _scores(values, mode, as_text=True).items()] for values in masked]

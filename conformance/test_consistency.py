@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conformance import semantics
-from conformance.checks import clause, json_body, needs_task, protocol
+from conformance.checks import clause, json_body, level, needs_task, protocol
 from conformance.target import infer_v2, new_request_id, predict_rows, predict_v1, v2_request
 
 pytestmark = needs_task
@@ -17,6 +17,7 @@ CONCURRENT_REQUESTS = 12  # at most 2**BATCH_SIZE
 BATCH_SIZE = 4
 
 
+@level("kserve")
 @protocol("both")
 @clause("KServe V1/V2 parity: the same texts give the same predictions over V1 and V2")
 def test_v1_and_v2_give_same_predictions(client, target):
@@ -28,6 +29,7 @@ def test_v1_and_v2_give_same_predictions(client, target):
     assert not problems, "V1 and V2 disagree:\n" + "\n".join(problems[:10])
 
 
+@level("kserve")
 @clause("Batch invariance: a text alone and inside a batch gets the same answer (token rows: the batched row "
         "is the alone row plus padding positions)")
 @pytest.mark.parametrize("proto", ["v1", "v2"])
@@ -103,6 +105,7 @@ def _check_concurrent(client, target, proto: str) -> None:
     assert not problems, f"{len(batches)} concurrent answers mixed up:\n" + "\n".join(problems)
 
 
+@level("kserve")
 @protocol("v2")
 @clause("OIP-REST §Inference Request id + isolation: concurrent requests each get their own answer and id")
 def test_concurrent_requests_get_their_own_answers(client, target):
@@ -110,6 +113,7 @@ def test_concurrent_requests_get_their_own_answers(client, target):
     _check_concurrent(client, target, "v2")
 
 
+@level("kserve")
 @protocol("v1")
 @clause("Isolation (V1): concurrent V1 requests each get the answer for their own texts")
 def test_concurrent_v1_requests_get_their_own_answers(client, target):
@@ -117,6 +121,7 @@ def test_concurrent_v1_requests_get_their_own_answers(client, target):
     _check_concurrent(client, target, "v1")
 
 
+@level("kserve")
 @clause("Determinism: repeating a request gives the same answer")
 @pytest.mark.parametrize("proto", ["v1", "v2"])
 def test_repeated_requests_are_deterministic(client, target, proto):

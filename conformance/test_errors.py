@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from conformance import semantics
-from conformance.checks import clause, expect_client_error, expect_still_healthy, json_body, protocol
+from conformance.checks import clause, expect_client_error, expect_still_healthy, json_body, level, protocol
 from conformance.target import predict_v1
 
 JSON = {"Content-Type": "application/json"}
 
 
+@level("protocol")
 @protocol("v2")
 @clause("OIP-REST §Inference Response JSON Error Object: a failed request -> HTTP error status (typically 400) "
         "and {\"error\": str}; here: malformed JSON")
@@ -19,6 +20,7 @@ def test_v2_malformed_json_is_400_with_error(client, target, profile):
     expect_still_healthy(client, target)
 
 
+@level("protocol")
 @protocol("v2")
 @clause("OIP-REST §Inference Request: 'inputs' is required; without it -> 400 {\"error\": str}")
 def test_v2_missing_inputs_is_400_with_error(client, target, profile):
@@ -28,6 +30,7 @@ def test_v2_missing_inputs_is_400_with_error(client, target, profile):
     expect_still_healthy(client, target)
 
 
+@level("protocol")
 @protocol("v2")
 @clause("OIP-REST §Tensor Data Types: data must match the declared datatype; INT64 with string data -> 400 {\"error\"}")
 def test_v2_wrong_datatype_is_400_with_error(client, target, profile):
@@ -38,6 +41,7 @@ def test_v2_wrong_datatype_is_400_with_error(client, target, profile):
     expect_still_healthy(client, target)
 
 
+@level("protocol")
 @protocol("v2")
 @clause("OIP-REST §Tensor Data: the element count must equal product(shape); shape [3] with 1 element -> 400 {\"error\"}")
 def test_v2_shape_data_mismatch_is_400_with_error(client, target, profile):
@@ -48,6 +52,7 @@ def test_v2_shape_data_mismatch_is_400_with_error(client, target, profile):
     expect_still_healthy(client, target)
 
 
+@level("protocol")
 @protocol("v2")
 @clause("OIP-REST §Model Metadata/Inference: unknown model -> error status (KServe: 404) and {\"error\": str}")
 def test_v2_unknown_model_is_404_with_error(client, target, profile):
@@ -62,6 +67,7 @@ def test_v2_unknown_model_is_404_with_error(client, target, profile):
     expect_still_healthy(client, target)
 
 
+@level("protocol")
 @protocol("v1")
 @clause("KServe V1 §Predict errors: malformed JSON -> 400 {\"error\": str}")
 def test_v1_malformed_json_is_400_with_error(client, target, profile):
@@ -71,6 +77,7 @@ def test_v1_malformed_json_is_400_with_error(client, target, profile):
     expect_still_healthy(client, target)
 
 
+@level("protocol")
 @protocol("v1")
 @clause("KServe V1 §Predict: 'instances' (or 'inputs') is required; without it -> 400 {\"error\": str}")
 def test_v1_missing_instances_is_400_with_error(client, target, profile):
@@ -80,6 +87,7 @@ def test_v1_missing_instances_is_400_with_error(client, target, profile):
     expect_still_healthy(client, target)
 
 
+@level("workbench")
 @protocol("v1")
 @clause("HTTP: a JSON body sent without a JSON content type (plain `curl -d`) is answered or refused with a 4xx, never 5xx")
 def test_v1_non_json_content_type_is_not_a_server_error(client, target, profile):
@@ -107,6 +115,7 @@ def test_v1_non_json_content_type_is_not_a_server_error(client, target, profile)
     expect_still_healthy(client, target)
 
 
+@level("protocol")
 @protocol("v1")
 @clause("KServe V1 §Errors: unknown model -> 404 {\"error\": str} (predict and model readiness)")
 def test_v1_unknown_model_is_404_with_error(client, target, profile):

@@ -15,7 +15,7 @@ import math
 
 import pytest
 
-from conformance.checks import clause, expect_client_error, expect_still_healthy, json_body
+from conformance.checks import clause, expect_client_error, expect_still_healthy, json_body, level
 from conformance.profiles import known_divergence
 
 STRATEGIES = ("none", "simple", "first", "average", "max")
@@ -99,6 +99,7 @@ def check_entity_list(text: str, found, strategy: str) -> None:
             assert isinstance(entity["index"], int) and entity["index"] >= 0
 
 
+@level("workbench")
 @clause(f"{HF_SPEC}: one text -> a list of {{entity_group, score, word, start, end}}; a list of texts -> a list "
         "of lists; 'none' -> {entity, score, index, word, start, end} per token; scores in [0, 1]")
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -115,6 +116,7 @@ def test_entity_schema_for_every_strategy(client, hf_target, strategy):
         "the same text answers the same entities alone or in a list"
 
 
+@level("workbench")
 @clause(f"{HF_SPEC}: start/end are character offsets into the input text, so text[start:end] is the entity "
         "(transformers TokenClassificationPipeline docs: 'to highlight words in the original text')")
 def test_offsets_slice_back_to_word_with_mixed_case_and_punctuation(client, hf_target):
@@ -125,6 +127,7 @@ def test_offsets_slice_back_to_word_with_mixed_case_and_punctuation(client, hf_t
                           strategy)
 
 
+@level("workbench")
 @clause(f"{HF_SPEC} aggregation_strategy: simple/first/average/max group the tokens 'none' labels; with "
         "ignore_labels=[] every token belongs to exactly one group, groups start and end on token boundaries")
 def test_strategies_are_consistent_with_each_other(client, hf_target):
@@ -148,6 +151,7 @@ def test_strategies_are_consistent_with_each_other(client, hf_target):
             assert covered <= grouped, f"{strategy}: tokens missing from the groups"
 
 
+@level("workbench")
 @clause(f"{HF_SPEC} ignore_labels: entities with an ignored label are left out (default ['O'])")
 def test_ignore_labels_filters_entities(client, hf_target):
     """Ignoring the labels found removes exactly those entities."""
@@ -162,6 +166,7 @@ def test_ignore_labels_filters_entities(client, hf_target):
     assert entities(client, hf_target, text, aggregation_strategy="none", ignore_labels=labels) == []
 
 
+@level("workbench")
 @clause(f"{HF_SPEC} stride: a text longer than the model's window is split into overlapping windows and "
         "merged (transformers TokenClassificationPipeline `stride`), not cut off")
 def test_stride_reads_a_long_text_to_its_end(client, hf_target):
@@ -178,6 +183,7 @@ def test_stride_reads_a_long_text_to_its_end(client, hf_target):
                          f"{max((e['end'] for e in found), default=0)}")
 
 
+@level("workbench")
 @clause("workbench entities on KServe routes: V1 parameters.aggregation_strategy -> predictions are entity lists; "
         "V2 -> output-0 BYTES [B], one JSON entity list per text, parameters.content_type application/json")
 @pytest.mark.parametrize("proto", ["v1", "v2"])
@@ -207,6 +213,7 @@ def test_kserve_routes_answer_the_same_entities(client, hf_target, proto):
         assert all(math.isclose(a["score"], b["score"], abs_tol=1e-4) for a, b in zip(ours, theirs))
 
 
+@level("workbench")
 @clause(f"{HF_SPEC}: a bad parameter is a client error, HTTP 400 with {{\"error\": str}}")
 @pytest.mark.parametrize("parameters", [{"aggregation_strategy": "no-such-strategy"}, {"ignore_labels": "O"},
                                         {"stride": "eight"}, {"aggregation_strategy": "none", "stride": 4}],
@@ -218,6 +225,7 @@ def test_bad_parameters_are_400_with_error(client, hf_target, profile, parameter
     expect_still_healthy(client, hf_target)
 
 
+@level("workbench")
 @clause(f"{HF_SPEC}: an unknown model -> 404 with {{\"error\": str}}")
 def test_unknown_model_is_404(client, hf_target, profile):
     """POST /models/{name} for a model the endpoint does not serve gets 404 {"error"}."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from conformance import semantics
-from conformance.checks import clause, json_body, needs_task
+from conformance.checks import clause, json_body, level, needs_task
 from conformance.target import v2_request
 
 pytestmark = needs_task
@@ -74,6 +74,7 @@ def check_offsets(target, texts: list[str], rows: list[list[tuple[int, int]]]) -
     assert not problems, "offsets wrong:\n" + "\n".join(problems[:10])
 
 
+@level("kserve")
 @clause(f"V1 {OFFSETS_CLAUSE}: beside 'predictions', outputs = [offset_mapping]")
 def test_v1_offset_mapping(client, offsets_target):
     """V1 predict answers an offset_mapping tensor beside the predictions, one range per token position."""
@@ -89,6 +90,7 @@ def test_v1_offset_mapping(client, offsets_target):
     check_offsets(target, texts, offset_rows(outputs[0], len(texts), len(rows[0])))
 
 
+@level("kserve")
 @clause(f"V2 {OFFSETS_CLAUSE}: a second output offset_mapping beside output-0")
 def test_v2_offset_mapping(client, offsets_target):
     """V2 infer answers output-0 and offset_mapping, one range per token position of output-0."""

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 
 from conformance import semantics
-from conformance.checks import clause, json_body, needs_task
+from conformance.checks import clause, json_body, level, needs_task
 from conformance.golden import compare_case, select_cases
 from conformance.target import infer_v2, predict_v1, v2_request
 
 pytestmark = needs_task
 
 
+@level("kserve")
 @clause("Golden cases (--expect): the endpoint answers each case of its model and mode as recorded")
 @pytest.mark.parametrize("proto", ["v1", "v2"])
 def test_outputs_match_golden_expectations(client, target, expectations, proto, pytestconfig):
@@ -43,6 +44,7 @@ def test_outputs_match_golden_expectations(client, target, expectations, proto, 
     assert not problems, "golden mismatch:\n" + "\n".join(problems[:20])
 
 
+@level("kserve")
 @clause("Differential (--reference-model): outputs equal a local transformers run of the same model "
         "(batch tokenized together, padding, truncation; probabilities within 2e-3)")
 @pytest.mark.parametrize("proto", ["v1", "v2"])

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 
 from conformance import semantics
-from conformance.checks import clause, needs_task, protocol
+from conformance.checks import clause, level, needs_task, protocol
 from conformance.target import infer_v2, predict_v1
 
 pytestmark = needs_task
 
 
+@level("kserve")
 @protocol("v1")
 @clause("KServe HF runtime §Outputs (V1): token cls [[ids]] per text (1xS) / S score dicts; seq cls id / dict; "
         "fill mask string / per-mask score lists")
@@ -19,6 +20,7 @@ def test_v1_predictions_nesting_for_task_and_mode(client, target):
     predict_v1(client, target, target.texts(2))
 
 
+@level("kserve")
 @protocol("v2")
 @clause("KServe HF runtime §Outputs (V2): output-0 is INT64 [B,1,S] / [B] for ids, BYTES [B,S] / [B] / [B] for "
         "score dicts and fill-mask strings")
@@ -27,6 +29,7 @@ def test_v2_output_datatype_and_shape_for_task_and_mode(client, target):
     infer_v2(client, target, target.texts(2))
 
 
+@level("kserve")
 @clause("KServe HF runtime §Outputs: class/label ids within [0, num_labels); score dicts keyed by every label id; "
         "probabilities sum to 1")
 @pytest.mark.parametrize("proto", ["v1", "v2"])
@@ -40,6 +43,7 @@ def test_values_within_label_range_and_probabilities_sum_to_one(client, target, 
                                   vocab_size=reference.vocab_size if reference and target.task == "fill_mask" else None)
 
 
+@level("kserve")
 @clause("KServe HF runtime §Outputs: S = the longest tokenized length in the request, special tokens and "
         "padding positions included")
 @pytest.mark.parametrize("proto", ["v1", "v2"])

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from conformance.checks import clause, json_body, protocol
+from conformance.checks import clause, json_body, level, protocol
 
 pytestmark = protocol("v1")
 
 
+@level("protocol")
 @clause("KServe V1 §List Models: GET /v1/models -> 200 {\"models\": [names]} including the served model")
 def test_v1_models_list_contains_model(client, target):
     """GET /v1/models lists the served model."""
@@ -17,6 +18,7 @@ def test_v1_models_list_contains_model(client, target):
     assert target.model_name in body["models"], f"{target.model_name!r} not in {body['models']}"
 
 
+@level("protocol")
 @clause("KServe V1 §Model Ready: GET /v1/models/<m> -> 200 {\"name\": m, \"ready\": true}")
 def test_v1_model_ready(client, target):
     """GET /v1/models/<model> says the model is ready, by name."""
@@ -28,6 +30,7 @@ def test_v1_model_ready(client, target):
     assert body.get("ready") is True, f"ready is {body.get('ready')!r}, not true"
 
 
+@level("protocol")
 @clause("KServe V1 §Predict: POST /v1/models/<m>:predict {\"instances\": [...]} -> 200 {\"predictions\": [one per instance]}")
 def test_v1_predict_returns_one_prediction_per_instance(client, target):
     """V1 predict answers {"predictions": [...]} with one entry per instance."""
@@ -42,6 +45,7 @@ def test_v1_predict_returns_one_prediction_per_instance(client, target):
     assert len(body["predictions"]) == len(texts), f"{len(texts)} instances, {len(body['predictions'])} predictions"
 
 
+@level("protocol")
 @clause("KServe V1 §Predict: one instance -> exactly one prediction (batch of one)")
 def test_v1_single_instance_batch_of_one(client, target):
     """V1 predict with one instance answers one prediction."""
@@ -52,6 +56,7 @@ def test_v1_single_instance_batch_of_one(client, target):
         f"expected exactly one prediction: {response.text[:200]}"
 
 
+@level("kserve")
 @clause("KServe HF runtime §Inputs: a bare string in 'instances' is treated as a batch of one")
 def test_v1_bare_string_instance_is_batch_of_one(client, target):
     """V1 predict with "instances": "text" (not a list) answers one prediction."""
@@ -62,6 +67,7 @@ def test_v1_bare_string_instance_is_batch_of_one(client, target):
         f"expected exactly one prediction: {response.text[:200]}"
 
 
+@level("kserve")
 @clause("KServe V1 §Predict: the request may say {\"inputs\": [...]} instead of {\"instances\": [...]}")
 def test_v1_inputs_key_accepted(client, target):
     """V1 predict with {"inputs": [...]} answers like {"instances": [...]}."""

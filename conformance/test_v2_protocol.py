@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from conformance import semantics
-from conformance.checks import clause, json_body, protocol
+from conformance.checks import clause, json_body, level, protocol
 from conformance.profiles import diverge_or_fail
 from conformance.target import new_request_id, v2_request
 
@@ -19,6 +19,7 @@ def _probe_body(response, key: str, profile: str, divergence: str, what: str) ->
                     f"{what}: status 200 but body is not {{\"{key}\": true}}: {response.text[:200]!r}")
 
 
+@level("protocol")
 @clause("OIP-REST §Server Live: GET v2/health/live -> 200 {\"live\": true}")
 def test_v2_server_live(client, target, profile):
     """GET /v2/health/live answers 200 and says live."""
@@ -27,6 +28,7 @@ def test_v2_server_live(client, target, profile):
     _probe_body(response, "live", profile, "v2-health-body", "server live")
 
 
+@level("protocol")
 @clause("OIP-REST §Server Ready: GET v2/health/ready -> 200 {\"ready\": true} when all models are ready")
 def test_v2_server_ready(client, target, profile):
     """GET /v2/health/ready answers 200 and says ready."""
@@ -35,6 +37,7 @@ def test_v2_server_ready(client, target, profile):
     _probe_body(response, "ready", profile, "v2-health-body", "server ready")
 
 
+@level("protocol")
 @clause("OIP-REST §Server Metadata: GET v2 -> 200 {\"name\": str, \"version\": str, \"extensions\": [str]}")
 def test_v2_server_metadata(client, target):
     """GET /v2 gives the server's name, version and extensions."""
@@ -49,6 +52,7 @@ def test_v2_server_metadata(client, target):
         f"'extensions' is not a list of strings: {extensions!r}"
 
 
+@level("protocol")
 @clause("OIP-REST §Model Metadata: GET v2/models/<m> -> 200 {\"name\": m, \"platform\": str, \"inputs\": [...], \"outputs\": [...]}")
 def test_v2_model_metadata_schema(client, target):
     """GET /v2/models/<model> has name, platform, inputs and outputs lists."""
@@ -65,6 +69,7 @@ def test_v2_model_metadata_schema(client, target):
             f"'versions' is not a list of strings: {body['versions']!r}"
 
 
+@level("protocol")
 @clause("OIP-REST §Model Metadata: inputs/outputs describe the model's tensors ($metadata_tensor: name, datatype, shape)")
 def test_v2_model_metadata_describes_tensors(client, target, profile):
     """Model metadata lists at least one input and one output tensor, each with name, datatype and shape."""
@@ -84,6 +89,7 @@ def test_v2_model_metadata_describes_tensors(client, target, profile):
             f"{where}: shape must be integers (-1 = variable): {tensor}"
 
 
+@level("protocol")
 @clause("OIP-REST §Model Ready: GET v2/models/<m>/ready -> 200 {\"name\": m, \"ready\": true}")
 def test_v2_model_ready(client, target, profile):
     """GET /v2/models/<model>/ready answers 200 for the served model."""
@@ -104,6 +110,7 @@ def _infer(client, target, request_id=None):
     return body
 
 
+@level("protocol")
 @clause("OIP-REST §Inference Response: {\"model_name\": str, \"outputs\": [$response_output]} with 200")
 def test_v2_infer_response_schema(client, target):
     """V2 infer answers model_name (the model asked) and a non-empty outputs list."""
@@ -116,6 +123,7 @@ def test_v2_infer_response_schema(client, target):
         assert isinstance(body["parameters"], dict), f"parameters is not an object: {body['parameters']!r}"
 
 
+@level("protocol")
 @clause("OIP-REST §Inference Request: \"id\" optional, but if specified it must be returned in the response")
 def test_v2_infer_echoes_request_id(client, target):
     """The request's id comes back unchanged in the response."""
@@ -124,6 +132,7 @@ def test_v2_infer_echoes_request_id(client, target):
     assert body.get("id") == request_id, f"sent id {request_id!r}, response id {body.get('id')!r}"
 
 
+@level("protocol")
 @clause("OIP-REST §Response Output: each output has name (str), shape ([uint64]), datatype (a tensor data type) and data")
 def test_v2_infer_outputs_well_formed(client, target):
     """Every output tensor has a name, a non-negative integer shape, a known datatype and data."""
@@ -132,6 +141,7 @@ def test_v2_infer_outputs_well_formed(client, target):
         semantics.validate_tensor_header(tensor, f"outputs[{index}]")
 
 
+@level("protocol")
 @clause("OIP-REST §Tensor Data: the element count of data equals the product of shape")
 def test_v2_infer_element_count_matches_shape(client, target):
     """For every output tensor, len(flatten(data)) == product(shape)."""
@@ -141,6 +151,7 @@ def test_v2_infer_element_count_matches_shape(client, target):
         semantics.validate_element_count(tensor, f"outputs[{index}]")
 
 
+@level("protocol")
 @clause("OIP-REST §Tensor Data Types: every element is a value of the declared datatype (INT64 ints, BYTES strings, ...)")
 def test_v2_infer_values_match_datatype(client, target):
     """Every output element is a valid value of the tensor's datatype."""
@@ -150,6 +161,7 @@ def test_v2_infer_values_match_datatype(client, target):
         semantics.validate_datatype_values(tensor, f"outputs[{index}]")
 
 
+@level("protocol")
 @clause("OIP-REST §Tensor Data: BYTES elements in JSON are UTF-8 strings; non-ASCII text round-trips")
 def test_v2_bytes_input_non_ascii_accepted(client, target):
     """A BYTES input with non-ASCII characters is answered 200 with a well-formed output."""
@@ -160,6 +172,7 @@ def test_v2_bytes_input_non_ascii_accepted(client, target):
     semantics.validate_v2_tensor(tensor, "output-0")
 
 
+@level("kserve")
 @clause("OIP-REST §Tensor Data: shape [] is a scalar of one element; KServe's e2e fixtures send one text with shape []")
 def test_v2_scalar_shape_single_text_accepted(client, target):
     """A BYTES input with shape [] and one text is answered 200 with a well-formed output for one text."""
@@ -177,6 +190,7 @@ def _shape_fits(declared, actual) -> bool:
             and all(d == -1 or d == a for d, a in zip(declared, actual)))
 
 
+@level("protocol")
 @clause("OIP-REST §Model Metadata: the outputs metadata lists are the tensors inference returns (name, datatype, "
         "shape with -1 for variable dimensions)")
 def test_v2_model_metadata_matches_infer_outputs(client, target, profile):
@@ -213,6 +227,7 @@ def test_v2_model_metadata_matches_infer_outputs(client, target, profile):
     assert not problems, "metadata and inference disagree:\n" + "\n".join(problems)
 
 
+@level("protocol")
 @clause("OIP-REST §Inference Request 'outputs': when the request names outputs, only those are returned")
 def test_v2_infer_returns_only_requested_outputs(client, target):
     """Asking for output-0 alone gets exactly one output, output-0."""

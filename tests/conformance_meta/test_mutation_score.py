@@ -60,6 +60,6 @@ def test_every_mutant_is_killed():
     """The whole catalogue against the suite: 100% killed, every baseline passes (about 10 minutes)."""
     from tests.conformance_meta.mutation_score import report_text, score
 
-    result = score(workers=1)
+    result = score()
     assert not result["broken_baselines"], report_text(result)
     assert result["score"]["killed"] == result["score"]["total"], report_text(result)

@@ -108,6 +108,34 @@ def test_post_deployment_gate_fails_on_a_broken_endpoint(mutant_endpoint, tmp_pa
     assert f"Deployed endpoint `{mutant_endpoint}`" in summary
 
 
+def test_post_deployment_gate_fails_when_too_few_checks_ran(mutant_endpoint, tmp_path):
+    """A healthy endpoint, but the config wants more checks run than this one runs: the gate fails and says so."""
+    assert httpx.put(f"{mutant_endpoint}/__mutation/none").status_code == 200
+    config = write(tmp_path / "gate.yaml", "conformance:\n  modes: [default]\n  min_passed: 500\n"
+                                           "  max_skipped_fraction: 0.01\n")
+    code = gate_main(["--config", str(config), "--workdir", str(tmp_path / "work"),
+                      "--endpoint", mutant_endpoint, "--model-name", "model"])
+    summary = (tmp_path / "work" / "gate-summary.md").read_text()
+    assert code == 1, summary
+    reasons = summary.split("## Thresholds")[0]
+    assert "- conformance mode default checks passed:" in reasons and "too few checks ran" in reasons, summary
+    assert "(required >= 500 passed)" in reasons and "most for '" in reasons, summary
+    assert "- conformance mode default checks skipped:" in reasons and "(required <= 1% skipped)" in reasons, summary
+    assert "| conformance | mode default | " in summary and "0 failed" in summary  # nothing failed, yet no pass
+    results = json.loads((tmp_path / "work" / "gate-results.json").read_text())
+    assert results["conformance"][0]["skip_reasons"], results["conformance"][0]
+
+
+def test_post_deployment_gate_against_nothing_says_it_cannot_reach_it(tmp_path):
+    config = write(tmp_path / "gate.yaml", "conformance:\n  modes: [default]\n")
+    code = gate_main(["--config", str(config), "--workdir", str(tmp_path / "work"), "--endpoint", "http://localhost:1"])
+    summary = (tmp_path / "work" / "gate-summary.md").read_text()
+    assert code == 1, summary
+    reasons = summary.split("## Thresholds")[0]
+    assert ("- conformance mode default: did not complete: the suite stopped before any check: "
+            "cannot reach http://localhost:1: connection refused") in reasons, summary
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--endpoint", "http://x", "--model-dir", "m"], "give one of them"),
     (["--endpoint", "http://x", "--num_train_epochs", "2"], "--num_train_epochs is a training option"),

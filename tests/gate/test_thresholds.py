@@ -193,3 +193,61 @@ def test_a_new_gate_run_removes_an_earlier_runs_reports(tmp_path):
     assert sorted(p.name for p in removed) == ["bench.json", "conformance-default.log",
                                                "conformance-probabilities.json", "gate-summary.md"]
     assert (tmp_path / "model").is_dir() and (tmp_path / "notes.txt").exists()
+
+
+# ------------------------------------------------------------------------------------------ too few checks ran
+
+def skipping_run(passed: int, skipped: int, reasons: dict[str, int], by_protocol: int = 0) -> dict:
+    run = conformance_run("default")
+    run["summary"] = {"passed": passed, "failed": 0, "known_divergences": 0, "skipped": skipped,
+                      "total": passed + skipped}
+    return dict(run, skip_reasons=reasons, skipped_by_protocol=by_protocol)
+
+
+def test_one_pass_and_500_skips_fails_naming_why_they_skipped():
+    run = skipping_run(1, 500, {"needs --task to know what the outputs mean": 480, "no --reference-model": 20})
+    decision = decide({"conformance": [run]}, parse_config({}))
+    assert not decision.passed
+    passed_reason, skipped_reason = decision.reasons
+    assert passed_reason.startswith("conformance mode default checks passed: 1 passed of 501: too few checks ran, "
+                                    "500 skipped; most for 'needs --task to know what the outputs mean' (480)")
+    assert passed_reason.endswith("(required >= 20 passed)")
+    assert skipped_reason.startswith("conformance mode default checks skipped: 500 of 501 skipped (100%)")
+    assert skipped_reason.endswith("(required <= 50% skipped)")
+
+
+def test_skips_of_a_protocol_not_asked_for_do_not_count():
+    """conformance.protocol v1: the V2 checks skip by request; 3 other skips of 33 are fine."""
+    run = skipping_run(30, 31, {"protocol v2 not checked (--protocol)": 28, "no --reference-model": 3}, by_protocol=28)
+    decision = decide({"conformance": [run]}, parse_config({}))
+    assert decision.passed, decision.reasons
+    row = next(c for c in decision.checks if c.name == "mode default checks skipped")
+    assert row.measured == "3 of 33 skipped (9%)" and row.outcome == "pass"
+
+
+def test_floor_and_cap_are_configurable_and_can_be_switched_off():
+    run = skipping_run(12, 20, {"no --reference-model": 20})
+    assert not decide({"conformance": [run]}, parse_config({})).passed  # 12 < 20 passed, 62% skipped
+    lenient = parse_config({"conformance": {"min_passed": 10, "max_skipped_fraction": 0.7}})
+    assert decide({"conformance": [run]}, lenient).passed
+    off = parse_config({"conformance": {"min_passed": None, "max_skipped_fraction": None}})
+    decision = decide({"conformance": [run]}, off)
+    assert decision.passed and [c.name for c in decision.checks] == ["mode default"]
+    for key, value in (("min_passed", -1), ("min_passed", 2.5), ("max_skipped_fraction", 1.5)):
+        with pytest.raises(ConfigError, match=f"conformance\\.{key}"):
+            parse_config({"conformance": {key: value}})
+
+
+def test_shipped_config_has_the_floor_and_the_cap():
+    packaged = load_config(REPO_ROOT / "workbench" / "gate" / "default.yaml").conformance
+    assert packaged.min_passed == 20 and packaged.max_skipped_fraction == 0.5
+
+
+def test_skip_reasons_from_a_report():
+    from workbench.gate.steps import skip_reasons
+
+    document = {"checks": [{"outcome": "skip", "reason": "protocol v2 not checked (--protocol)"},
+                           {"outcome": "skip", "reason": "protocol v2 not checked (--protocol)"},
+                           {"outcome": "skip", "reason": "no --expect file\nmore"},
+                           {"outcome": "pass", "reason": ""}]}
+    assert skip_reasons(document) == {"protocol v2 not checked (--protocol)": 2, "no --expect file": 1}

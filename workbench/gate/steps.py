@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from workbench.gate.thresholds import PROTOCOL_SKIP
 from workbench.tasks import MODE_FLAGS, TOKEN_CLASSIFICATION
 
 TASK = TOKEN_CLASSIFICATION
@@ -149,6 +150,15 @@ def summarize_report(document: dict) -> tuple[dict, list[dict], list[dict]]:
     return document["summary"], pick("fail"), pick("known-divergence")
 
 
+def skip_reasons(document: dict) -> dict[str, int]:
+    """How many checks were skipped for each reason, commonest first."""
+    from collections import Counter
+
+    reasons = Counter((c.get("reason") or "").strip().splitlines()[0] if (c.get("reason") or "").strip() else "no reason"
+                      for c in document.get("checks", []) if c.get("outcome") == "skip")
+    return dict(reasons.most_common())
+
+
 def run_conformance(endpoint: str, workdir: Path, *, mode: str, model_name: str, protocol: str, profile: str,
                     task: str | None = TASK, host_header: str | None = None,
                     reference_model: str | Path | None = None) -> dict:
@@ -168,9 +178,14 @@ def run_conformance(endpoint: str, workdir: Path, *, mode: str, model_name: str,
     if not report_path.exists():
         result["error"] = f"the suite wrote no report (exit code {completed.returncode}): {_tail(log_path, 5)}"
         return result
-    summary, failed, known = summarize_report(json.loads(report_path.read_text(encoding="utf-8")))
-    result.update(summary=summary, failed=failed, known_divergences=known)
-    if summary.get("total", 0) == 0:
+    document = json.loads(report_path.read_text(encoding="utf-8"))
+    summary, failed, known = summarize_report(document)
+    reasons = skip_reasons(document)
+    result.update(summary=summary, failed=failed, known_divergences=known, skip_reasons=reasons,
+                  skipped_by_protocol=sum(n for reason, n in reasons.items() if reason.endswith(PROTOCOL_SKIP)))
+    if document.get("stopped"):  # preflight: unreachable endpoint, unknown model, unknown task
+        result["error"] = f"the suite stopped before any check: {document['stopped']}"
+    elif summary.get("total", 0) == 0:
         result["error"] = f"the suite ran no check (exit code {completed.returncode}): {_tail(log_path, 5)}"
     return result
 

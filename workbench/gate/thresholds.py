@@ -16,6 +16,7 @@ MODES = ("default", "probabilities", "logits")
 PROTOCOLS = ("v1", "v2", "both")
 PROFILES = ("strict", "kserve", "mlserver", "triton")  # conformance/profiles.py
 NOT_MEASURED = "not measured"
+PROTOCOL_SKIP = "not checked (--protocol)"  # the suite's skip reason for a protocol not asked for
 
 
 class ConfigError(ValueError):
@@ -37,6 +38,10 @@ class ConformanceSettings:
     reference_model: bool = True
     max_failed: int = 0
     max_known_divergences: int | None = None
+    # Too few checks ran (a misconfigured run skips instead of failing): a floor on passes per mode and a cap
+    # on the fraction skipped (skips of a protocol not asked for, conformance.protocol, do not count).
+    min_passed: int | None = 20
+    max_skipped_fraction: float | None = 0.5
 
 
 @dataclass(frozen=True)
@@ -115,7 +120,8 @@ def parse_f1(data: Any) -> F1Thresholds:
 
 def parse_conformance(data: Any) -> ConformanceSettings:
     data = _check_keys("conformance", data, ("enabled", "modes", "protocol", "profile", "reference_model",
-                                              "max_failed", "max_known_divergences"))
+                                              "max_failed", "max_known_divergences", "min_passed",
+                                              "max_skipped_fraction"))
     base = ConformanceSettings()
     modes = data.get("modes", list(base.modes))
     if isinstance(modes, str):
@@ -133,6 +139,10 @@ def parse_conformance(data: Any) -> ConformanceSettings:
         max_failed=_positive("conformance.max_failed", data.get("max_failed", 0), integer=True, allow_zero=True),
         max_known_divergences=_positive("conformance.max_known_divergences", data.get("max_known_divergences"),
                                         integer=True, allow_zero=True),
+        min_passed=_positive("conformance.min_passed", data.get("min_passed", base.min_passed), integer=True,
+                             allow_zero=True),
+        max_skipped_fraction=_fraction("conformance.max_skipped_fraction",
+                                       data.get("max_skipped_fraction", base.max_skipped_fraction)),
     )
 
 
@@ -279,11 +289,46 @@ def decide_conformance(runs: list[dict] | None, settings: ConformanceSettings) -
         measured = f"{summary['passed']} passed, {summary['failed']} failed" + (f" ({failed_ids})" if failed_ids else "")
         checks.append(Check("conformance", name, measured, f"<= {settings.max_failed} failed",
                             "pass" if summary["failed"] <= settings.max_failed else "fail"))
+        checks += _enough_ran(mode, run, settings)
         if settings.max_known_divergences is not None:
             known = summary.get("known_divergences", 0)
             checks.append(Check("conformance", f"mode {mode} known divergences", str(known),
                                 f"<= {settings.max_known_divergences}",
                                 "pass" if known <= settings.max_known_divergences else "fail"))
+    return checks
+
+
+def _most_skipped_for(run: dict) -> str:
+    """"most for 'needs --task ...' (480)": the commonest reason of the skips that count."""
+    reasons = {reason: count for reason, count in (run.get("skip_reasons") or {}).items()
+               if not reason.endswith(PROTOCOL_SKIP)}
+    if not reasons:
+        return ""
+    reason, count = max(reasons.items(), key=lambda pair: pair[1])
+    shown = reason if len(reason) <= 120 else reason[:120] + "…"
+    return f"; most for {shown!r} ({count})"
+
+
+def _enough_ran(mode: str, run: dict, settings: ConformanceSettings) -> list[Check]:
+    """The floor on passed checks and the cap on skipped ones: a run that skips most checks does not pass."""
+    summary = run["summary"]
+    by_protocol = run.get("skipped_by_protocol", 0)
+    skipped, considered = summary.get("skipped", 0) - by_protocol, summary.get("total", 0) - by_protocol
+    why = _most_skipped_for(run)
+    checks = []
+    if settings.min_passed is not None:
+        passed = summary.get("passed", 0)
+        ok = passed >= settings.min_passed
+        measured = f"{passed} passed of {summary.get('total', 0)}" + ("" if ok else f": too few checks ran, "
+                                                                         f"{skipped} skipped{why}")
+        checks.append(Check("conformance", f"mode {mode} checks passed", measured, f">= {settings.min_passed} passed",
+                            "pass" if ok else "fail"))
+    if settings.max_skipped_fraction is not None:
+        fraction = skipped / considered if considered > 0 else 0.0
+        ok = fraction <= settings.max_skipped_fraction
+        measured = f"{skipped} of {considered} skipped ({fraction:.0%})" + ("" if ok else f"{why}")
+        checks.append(Check("conformance", f"mode {mode} checks skipped", measured,
+                            f"<= {settings.max_skipped_fraction:.0%} skipped", "pass" if ok else "fail"))
     return checks
 
 

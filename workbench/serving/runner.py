@@ -184,7 +184,8 @@ class EncoderRunner:
                  self.device, self.max_length, "packed" if self.packing else "padded")
 
     def warm_up(self) -> None:
-        encoded = self.tokenize(["warm up " + (self.tokenizer.mask_token or "")])
+        # The mask first: with a small --max_length a mask at the end would be cut off (fill mask needs one).
+        encoded = self.tokenize([(self.tokenizer.mask_token or "") + " warm up"])
         item = WorkItem(encoded[0], len(encoded[0]))
         self.forward(self.prepare([item]))
 

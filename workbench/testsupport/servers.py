@@ -87,3 +87,55 @@ def served(model_dir: str | Path | None = None, *flags: str, model_name: str = "
     command += list(flags)
     with served_command(command, port, timeout=timeout, env=env) as url:
         yield url
+
+
+class ServersAhead:
+    """Servers used in a known order, each started while the previous one is in use.
+
+    `start(key)` returns a context manager that starts a server (or a group of servers) and yields what
+    tests need (a URL, a tuple of URLs). `get(key)` returns that value, stops the servers of every other
+    key (memory: one group runs, one starts) and begins starting the next key of `order` meanwhile.
+    """
+
+    def __init__(self, order: Sequence, start):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.order = list(dict.fromkeys(order))
+        self.start = start
+        self.running: dict = {}
+        self.pending: dict = {}
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="servers-ahead")
+
+    def _open(self, key):
+        manager = self.start(key)
+        return manager, manager.__enter__()
+
+    def _submit(self, key) -> None:
+        if key not in self.running and key not in self.pending:
+            self.pending[key] = self.pool.submit(self._open, key)
+
+    def _stop(self, key) -> None:
+        manager, _ = self.running.pop(key)
+        manager.__exit__(None, None, None)
+
+    def get(self, key):
+        for other in [k for k in self.running if k != key]:
+            self._stop(other)
+        if key not in self.running:
+            self._submit(key)
+            self.running[key] = self.pending.pop(key).result()
+        if key in self.order and self.order.index(key) + 1 < len(self.order):
+            self._submit(self.order[self.order.index(key) + 1])
+        return self.running[key][1]
+
+    def close(self) -> None:
+        for key in list(self.running):
+            self._stop(key)
+        for future in self.pending.values():
+            try:
+                manager, _ = future.result()
+                manager.__exit__(None, None, None)
+            except Exception:  # a server that never started has nothing to stop
+                pass
+        self.pending.clear()
+        self.pool.shutdown(wait=True)

@@ -1,0 +1,64 @@
+"""What the differential tests run on KServe's real runtime and on our predictor: every task x mode, and
+each flag we share with the runtime, on the same tiny model, with the same requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workbench.tasks import MODE_FLAGS
+
+
+@dataclass(frozen=True)
+class Combo:
+    task: str
+    mode: str = "default"
+    extra: tuple[str, ...] = ()  # flags beyond the mode's
+    cased: bool = False  # serve the cased tiny model
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        return (*MODE_FLAGS[self.mode], *self.extra)
+
+    @property
+    def id(self) -> str:
+        return "-".join([self.task, self.mode, *[flag.lstrip("-") for flag in self.extra],
+                         *(["cased-model"] if self.cased else [])])
+
+
+TASKS = ("token_classification", "sequence_classification", "fill_mask")
+COMBOS: list[Combo] = [Combo(task, mode) for task in TASKS for mode in ("default", "probabilities", "logits")] + [
+    Combo("token_classification", extra=("--return_offsets_mapping",)),
+    Combo("token_classification", "probabilities", extra=("--return_offsets_mapping",)),
+    Combo("token_classification", cased=True),  # lowercasing is on by default: a cased vocab sees lower case
+    Combo("token_classification", "logits", extra=("--disable_lower_case",), cased=True),
+    Combo("sequence_classification", "logits", extra=("--disable_special_tokens",)),
+    Combo("token_classification", extra=("--max_length", "8")),
+    Combo("fill_mask", "logits", extra=("--max_length", "8")),
+    Combo("sequence_classification", "logits", extra=("--dtype", "bfloat16")),
+    Combo("sequence_classification", "probabilities", extra=("--dtype", "float32")),
+]
+
+# Texts per task: multi-text requests (padding), one text alone, odd spacing, case and punctuation.
+TEXTS = {
+    "token_classification": [["My name is Wolfgang and I live in Berlin", "Hello",
+                              "EU rejects German call to boycott British lamb ."],
+                             ["John works for a company based in New York, said Mary."]],
+    "sequence_classification": [["Hello, my dog is cute", "I am feeling sad",
+                                 "a much longer text about the capital of France and the river of Paris"],
+                                ["The minister visited London yesterday"]],
+    "fill_mask": [["The capital of France is [MASK].", "The capital of [MASK] is paris.",
+                   "[MASK] visited London yesterday"],
+                  ["Hello, my [MASK] is [MASK] today"]],
+}
+
+# Why floats may differ at all: both servers run the same fp32 weights, but our predictor batches without
+# padding (packed rows, a block-diagonal mask) where the runtime pads, so sums run in another order
+# (measured differences ~1e-6). Probabilities are rounded to 4 places on both sides, so a value near a
+# rounding boundary may land one unit (1e-4) apart. bfloat16 keeps ~3 significant digits: logits of
+# magnitude ~1 computed in another order differ by up to a few 1e-2.
+TOLERANCE = {"default": 0.0, "probabilities": 1.0001e-4, "logits": 1e-4}
+BF16_TOLERANCE = 6e-2
+
+
+def tolerance(combo: Combo) -> float:
+    return BF16_TOLERANCE if "bfloat16" in combo.extra else TOLERANCE[combo.mode]

@@ -1,0 +1,60 @@
+"""KServe's real Hugging Face runtime and our predictor, side by side on the same tiny models.
+
+The runtime lives in a venv of its own (see workbench.testsupport.kserve_runtime). Where it is not installed
+these tests skip with the command that installs it; CI installs it and sets WORKBENCH_REQUIRE_KSERVE_RUNTIME=1,
+so there a missing runtime fails instead of skipping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from tests.kserve_runtime.combos import COMBOS, Combo
+from workbench.testsupport.kserve_runtime import missing_reason, served_runtime
+from workbench.testsupport.servers import ServersAhead, served
+
+
+@dataclass(frozen=True)
+class Pair:
+    kserve: str  # base URL of KServe's huggingfaceserver
+    ours: str  # base URL of `workbench serve`
+    model_dir: str
+
+
+@contextlib.contextmanager
+def served_pair(model_dir: str, flags: tuple[str, ...]):
+    with served_runtime(model_dir, *flags) as kserve, served(model_dir, *flags) as ours:
+        yield Pair(kserve, ours, model_dir)
+
+
+@pytest.fixture(scope="session")
+def kserve_runtime_installed():
+    reason = missing_reason()
+    if reason is not None:
+        if os.environ.get("WORKBENCH_REQUIRE_KSERVE_RUNTIME") == "1":
+            pytest.fail(f"WORKBENCH_REQUIRE_KSERVE_RUNTIME=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pairs(kserve_runtime_installed, tiny_models):
+    """pairs.get(combo) -> Pair; the next combo's servers start while one combo is checked."""
+    model_dirs = {(c.task, c.cased): tiny_models(c.task, cased=c.cased) for c in COMBOS}  # built here, not in a thread
+
+    def start(combo: Combo):
+        return served_pair(model_dirs[(combo.task, combo.cased)], combo.flags)
+
+    ahead = ServersAhead(COMBOS, start)
+    yield ahead
+    ahead.close()
+
+
+@pytest.fixture(scope="session")
+def http():
+    with httpx.Client(timeout=120.0) as client:
+        yield client

@@ -1,0 +1,56 @@
+"""Differential: our predictor answers exactly like KServe's real Hugging Face runtime.
+
+For every task x mode and each shared flag (tests/kserve_runtime/combos.py), the same V1 and V2 requests go
+to both servers, on the same tiny model, and the whole JSON bodies must be equal: same keys, nesting, shapes,
+datatypes, ids and strings; floats within the tolerance written in combos.py with its reason.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.kserve_runtime.combos import COMBOS, TEXTS, tolerance
+from tests.kserve_runtime.compare import differences
+
+IDS = [combo.id for combo in COMBOS]
+
+
+def both(http, pair, path: str, body: dict) -> tuple:
+    answers = []
+    for url in (pair.kserve, pair.ours):
+        response = http.post(url + path, json=body)
+        assert response.status_code == 200, f"{url}{path} answered {response.status_code}: {response.text[:300]}"
+        answers.append(response.json())
+    return tuple(answers)
+
+
+def v2_body(texts: list[str], request_id: str) -> dict:
+    return {"id": request_id, "inputs": [{"name": "text", "shape": [len(texts)], "datatype": "BYTES", "data": texts}]}
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=IDS)
+def test_v1_predict_equals_kserve_runtime(pairs, http, combo):
+    pair = pairs.get(combo)
+    for texts in TEXTS[combo.task]:
+        kserve, ours = both(http, pair, "/v1/models/model:predict", {"instances": texts})
+        problems = differences(ours, kserve, tolerance(combo))
+        assert not problems, f"{combo.id}, {len(texts)} texts: ours differs from KServe's runtime: {problems}"
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=IDS)
+def test_v2_infer_equals_kserve_runtime(pairs, http, combo):
+    pair = pairs.get(combo)
+    for number, texts in enumerate(TEXTS[combo.task]):
+        kserve, ours = both(http, pair, "/v2/models/model/infer", v2_body(texts, f"req-{number}"))
+        problems = differences(ours, kserve, tolerance(combo))
+        assert not problems, f"{combo.id}, {len(texts)} texts: ours differs from KServe's runtime: {problems}"
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=IDS)
+def test_v1_bare_string_and_inputs_key_equal_kserve_runtime(pairs, http, combo):
+    """KServe-runtime behaviour beyond the V1 protocol: a bare string is a batch of one; 'inputs' works."""
+    pair = pairs.get(combo)
+    text = TEXTS[combo.task][1][0]
+    for body in ({"instances": text}, {"inputs": [text]}):
+        kserve, ours = both(http, pair, "/v1/models/model:predict", body)
+        assert not differences(ours, kserve, tolerance(combo)), f"{combo.id} {body}: {differences(ours, kserve, 1)}"

@@ -23,11 +23,12 @@ KSERVE_DIVERGENCES = {
 }
 # KServe has no POST /models/{name}: the kserve profile says so (the entity checks skip), strict promises it
 ENTITY_CHECKS = {
-    "entity_schema_for_every_strategy",
+    *(f"entity_schema_for_every_strategy[{s}]" for s in ("none", "simple", "first", "average", "max")),
     "offsets_slice_back_to_word_with_mixed_case_and_punctuation", "strategies_are_consistent_with_each_other",
     "ignore_labels_filters_entities", "stride_reads_a_long_text_to_its_end",
     "kserve_routes_answer_the_same_entities[v1]", "kserve_routes_answer_the_same_entities[v2]",
-    "bad_parameters_are_400_with_error",
+    *(f"bad_parameters_are_400_with_error[{p}]" for p in ("unknown-strategy", "ignore-labels-not-a-list",
+                                                          "stride-not-an-int", "stride-without-aggregation")),
     "unknown_model_is_404",
 }
 MUST_PASS = {

@@ -77,7 +77,7 @@ def _distinct_batches(client, target, proto: str) -> list[list[str]]:
 
 def _check_concurrent(client, target, proto: str) -> None:
     batches = _distinct_batches(client, target, proto)
-    expected = [_answer(client, target, proto, batch)[2] for batch in batches]  # one at a time
+    expected = [predict_rows(client, target, batch, proto) for batch in batches]  # one at a time
     for i in range(len(batches)):
         for j in range(i):
             if not semantics.compare_rows(target.task, target.mode, expected[i], expected[j]):
@@ -101,7 +101,7 @@ def _check_concurrent(client, target, proto: str) -> None:
             problems.append(f"request {index}: sent id {ids[index]}, got {answer_id!r}")
         diff = semantics.compare_rows(target.task, target.mode, rows, expected[index])
         if diff:
-            problems.append(f"request {index}: not the answer it gets alone: {diff[0]}")
+            problems.append(f"request {index}: not the answer it gets when sent on its own: {diff[0]}")
     assert not problems, f"{len(batches)} concurrent answers mixed up:\n" + "\n".join(problems)
 
 

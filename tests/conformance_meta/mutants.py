@@ -18,7 +18,7 @@ from __future__ import annotations
 import ast
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from workbench.tasks import MODE_FLAGS
@@ -539,7 +539,6 @@ class Mutant:
     rewrite_request: Callable[[Exchange], Any] | None = None
     swap: str | None = None  # None, "whole" or "content"
     repeat: int = 1  # suite runs in the mutation score (the swap is timing-dependent: proved repeatedly)
-    tags: tuple[str, ...] = field(default=())
 
     def apply(self, exchange: Exchange) -> Exchange:
         """The answer this mutant gives (pure: the given exchange is not changed)."""

@@ -55,7 +55,8 @@ def preload_suite_modules() -> None:
     import pytest  # noqa: F401
     import torch  # noqa: F401
     import transformers  # noqa: F401
-    from transformers import AutoModelForMaskedLM, AutoTokenizer  # noqa: F401
+    from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline  # noqa: F401
+    import transformers.pipelines.token_classification  # noqa: F401
 
     import conformance.conftest  # noqa: F401
     import conformance.reference  # noqa: F401

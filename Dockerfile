@@ -34,6 +34,6 @@ RUN pip install . \
 
 # Non-root, as KServe's own runtimes run (runAsNonRoot); the model directory is mounted read-only.
 USER 1000
-EXPOSE 8080
+EXPOSE 8080 8081
 # No ENTRYPOINT: InferenceService manifests pass the whole `workbench serve ...` command as args.
 CMD ["workbench", "serve", "--model_dir", "/mnt/models", "--http_port", "8080"]

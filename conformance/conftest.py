@@ -67,9 +67,11 @@ def pytest_addoption(parser, pluginmanager):
     group.addoption("--isvc", default=None, help="resolve the endpoint from this KServe InferenceService")
     group.addoption("--namespace", default="default", help="namespace of --isvc (default: default)")
     group.addoption("--ingress", default=None, metavar="HOST:PORT", help="ingress gateway address for --isvc")
-    group.addoption("--serve-with", default="builtin", choices=("builtin", "kserve"),
-                    help="without --endpoint: serve the tiny models with the built-in predictor (default) "
-                         "or with KServe's own ModelServer (workbench.testsupport.kserve_modelserver)")
+    group.addoption("--serve-with", default="builtin", choices=("builtin", "kserve", "kserve-runtime"),
+                    help="without --endpoint: serve the tiny models with the built-in predictor (default), with "
+                         "KServe's ModelServer hosting a plain custom model (kserve: "
+                         "workbench.testsupport.kserve_modelserver) or with KServe's real huggingfaceserver "
+                         "(kserve-runtime: installed in a venv of its own, see workbench.testsupport.kserve_runtime)")
 
 
 def pytest_configure(config):
@@ -94,6 +96,7 @@ class TargetSpec:
     endpoint: str | None = None  # None: serve a tiny model locally
     host_header: str | None = None
     model_name: str = "model"
+    input_name: str = "text"  # V2 text input: the one the model's metadata declares, else "text"
 
 
 def request_timeout(config) -> float:
@@ -195,6 +198,8 @@ def preflight_endpoints(config, specs: list[TargetSpec]) -> None:
         if differs:
             config._conformance_notes = [*getattr(config, "_conformance_notes", []),
                                          f"{spec.endpoint}: the server's model metadata says " + ", ".join(differs)]
+        if findings.input_name:
+            spec = replace(spec, input_name=findings.input_name)
         inferred = {}
         if spec.task is None and findings.task:
             inferred["task"] = findings.task
@@ -430,7 +435,7 @@ def target(request, pytestconfig, tiny_model_dir, reference_models, local_server
     def build(url: str, reference_dir: str | None) -> Target:
         reference = reference_models(reference_dir, spec.task) if reference_dir and spec.task else None
         built = Target(spec.id, url, spec.model_name, spec.task, spec.mode, spec.protocols, profile,
-                       host_header=spec.host_header, reference=reference,
+                       host_header=spec.host_header, reference=reference, input_name=spec.input_name,
                        mask_token=pytestconfig.getoption("--mask-token"))
         built.http = ConformanceClient(url, host_header=spec.host_header, timeout=timeout)
         return built

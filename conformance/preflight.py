@@ -33,6 +33,7 @@ class PreflightError(Exception):
 class Findings:
     """What preflight learned: the model's V2 metadata (if any) and what it tells of task and mode."""
     metadata: dict | None = None
+    input_name: str | None = None  # the declared text input, when the metadata names one
     task: str | None = None
     mode: str | None = None
     statuses: dict[str, int] = field(default_factory=dict)
@@ -85,6 +86,15 @@ def served_names(request: Request) -> tuple[list[str] | None, list[str]]:
     return (names if listed else None), tried
 
 
+def input_name_from_metadata(metadata: Any) -> str | None:
+    """The name of the model's one BYTES input, when its V2 metadata declares exactly one (OIP: input
+    names are the model's; a server may refuse or misread any other name)."""
+    inputs = metadata.get("inputs") if isinstance(metadata, dict) else None
+    texts = [t for t in inputs or [] if isinstance(t, dict) and t.get("datatype") == "BYTES"
+             and isinstance(t.get("name"), str)]
+    return texts[0]["name"] if len(texts) == 1 else None
+
+
 def task_from_metadata(metadata: Any) -> str | None:
     """The task the V2 model metadata tells (workbench's server: parameters.task), if one of the suite's."""
     parameters = metadata.get("parameters") if isinstance(metadata, dict) else None
@@ -134,6 +144,7 @@ def probe(request: Request, base_url: str, model_name: str, protocols: tuple[str
         except httpx.HTTPError:
             pass
     findings.task = task_from_metadata(findings.metadata)
+    findings.input_name = input_name_from_metadata(findings.metadata)
     findings.mode = mode_from_metadata(findings.metadata)
     return findings
 

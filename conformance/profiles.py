@@ -1,13 +1,22 @@
-"""Known divergences per server profile (reference doc §1 "Known defects" and §2 "Divergences").
+"""Known divergences per server profile: the one list of where servers are known to answer otherwise.
 
-A check that fails calls `diverge_or_fail(...)`: when the chosen profile knows this exact divergence
-(same check, and the observed response matches what that server is known to do), the check is
-reported as a *known divergence* (`pytest.xfail` with the reason); otherwise it fails. Under the
-`strict` profile every divergence fails.
+A check that fails calls `diverge_or_fail(profile, key, ...)`: when the chosen profile knows this exact
+divergence (same key, and the observed response matches what that server is known to do), the check is
+reported as a *known divergence* (`pytest.xfail` with the reason); otherwise it fails. Under the `strict`
+profile every divergence fails.
+
+- `POINTS`: every key a check may name, with what is checked there. A key outside it is a programming
+  error (`diverge_or_fail` raises), so a typo cannot turn a divergence into a silent failure or pass.
+- `DIVERGENCES`: the known ones. The `kserve` entries are also the list of where our predictor differs
+  from KServe's real Hugging Face runtime *on purpose* (we answer 400/404 `{"error"}` where it answers
+  422/500 or accepts a bad request): each carries the `Probe` that shows it, and tests/kserve_runtime sends
+  every probe to the real runtime (which must answer as `matches` says) and to our predictor (which must
+  not). The `kserve` profile is this list; nothing else defines it.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Callable
 
@@ -15,6 +24,41 @@ import httpx
 import pytest
 
 PROFILES = ("strict", "kserve", "mlserver", "triton")
+
+POINTS: dict[str, str] = {
+    "v2-malformed-json": "V2 infer with a body that is not JSON",
+    "v2-missing-inputs": "V2 infer without 'inputs'",
+    "v2-wrong-datatype": "V2 infer with an INT64 input that carries strings",
+    "v2-shape-data-mismatch": "V2 infer whose shape says 3 elements and carries 1",
+    "v2-unknown-model": "V2 infer / metadata of a model that is not served",
+    "v1-malformed-json": "V1 predict with a body that is not JSON",
+    "v1-missing-instances": "V1 predict without 'instances'",
+    "v1-non-json-content-type": "V1 predict with a JSON body sent as a form",
+    "v1-unknown-model": "V1 predict / readiness of a model that is not served",
+    "v2-model-metadata-tensors": "V2 model metadata lists the model's input and output tensors",
+    "v2-health-body": "V2 health probes answer {\"live\"|\"ready\": true}",
+    "v2-model-ready-body": "V2 model readiness answers {\"name\", \"ready\": true}",
+    "hf-bad-parameters": "HF Inference API: a bad parameter",
+    "hf-unknown-model": "HF Inference API: a model that is not served",
+    "hf-entity-route": "HF Inference API: POST /models/{name} is served (a token classification model)",
+}
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The request that shows a divergence. `{model}` in the path is the served model's name."""
+    method: str
+    path: str
+    body: bytes | None = None
+    content_type: str = "application/json"
+
+    def send(self, client: httpx.Client, base_url: str, model_name: str = "model") -> httpx.Response:
+        return client.request(self.method, base_url + self.path.format(model=model_name), content=self.body,
+                              headers={"Content-Type": self.content_type} if self.body is not None else {})
+
+
+def _json(value) -> bytes:
+    return json.dumps(value).encode()
 
 
 def _status(*codes: int) -> Callable[[httpx.Response | None], bool]:
@@ -25,8 +69,12 @@ def _empty_body(response: httpx.Response | None) -> bool:
     return response is not None and response.status_code == 200 and not response.content.strip()
 
 
-def _any(_response: httpx.Response | None) -> bool:
-    return True
+def _no_metadata_tensors(response: httpx.Response | None) -> bool:
+    try:
+        body = response.json() if response is not None and response.status_code == 200 else None
+    except ValueError:
+        return False
+    return isinstance(body, dict) and not body.get("inputs") and not body.get("outputs")
 
 
 @dataclass(frozen=True)
@@ -35,33 +83,46 @@ class Divergence:
     profiles: tuple[str, ...]
     reason: str
     matches: Callable[[httpx.Response | None], bool]
+    probe: Probe | None = None  # required for the `kserve` profile: tests/kserve_runtime sends it
 
+
+INFER = "/v2/models/{model}/infer"
+PREDICT = "/v1/models/{model}:predict"
 
 DIVERGENCES: list[Divergence] = [
     Divergence("v2-malformed-json", ("kserve",),
                "KServe validates V2 bodies with FastAPI/pydantic: malformed JSON gets 422 {\"detail\": [...]}",
-               _status(422)),
+               _status(422), Probe("POST", INFER, b'{"inputs": [{"name": "text", ')),
     Divergence("v2-malformed-json", ("mlserver",), "MLServer answers request validation errors with 422",
                _status(422)),
-    Divergence("v2-missing-inputs", ("kserve", "mlserver"),
+    Divergence("v2-missing-inputs", ("kserve",),
+               "a V2 body without 'inputs' fails pydantic validation: 422 {\"detail\": [...]}", _status(422),
+               Probe("POST", INFER, _json({"id": "no-inputs"}))),
+    Divergence("v2-missing-inputs", ("mlserver",),
                "a V2 body without 'inputs' fails pydantic validation: 422 {\"detail\": [...]}", _status(422)),
     Divergence("v2-wrong-datatype", ("kserve",),
                "KServe's HF runtime does not check the input datatype; the tokenizer/numpy conversion fails: 500",
-               _status(500)),
+               _status(500),
+               Probe("POST", INFER, _json({"inputs": [{"name": "text", "shape": [1], "datatype": "INT64",
+                                                        "data": ["Hello"]}]}))),
     Divergence("v2-wrong-datatype", ("mlserver",), "MLServer answers datatype validation errors with 422",
                _status(422)),
     Divergence("v2-shape-data-mismatch", ("kserve",),
-               "KServe's HF runtime ignores the input shape and answers 200", _status(200)),
+               "KServe's HF runtime ignores the input shape and answers 200", _status(200),
+               Probe("POST", INFER, _json({"inputs": [{"name": "text", "shape": [3], "datatype": "BYTES",
+                                                        "data": ["Hello"]}]}))),
     Divergence("v1-missing-instances", ("kserve",),
-               "KServe's get_predict_input reads payload['instances'] unguarded: 500 KeyError", _status(500)),
+               "KServe's get_predict_input reads payload['instances'] unguarded: 500 KeyError", _status(500),
+               Probe("POST", PREDICT, _json({"texts": ["Hello"]}))),
     Divergence("v1-non-json-content-type", ("kserve",),
-               "KServe decodes a body without a JSON content type as raw bytes: a confusing 500", _status(500)),
+               "KServe decodes a body without a JSON content type as raw bytes: a confusing 500", _status(500),
+               Probe("POST", PREDICT, _json({"instances": ["Hello"]}), "application/x-www-form-urlencoded")),
     Divergence("v2-model-metadata-tensors", ("kserve",),
                "KServe's Model.get_input_types/get_output_types default to []: metadata inputs/outputs are empty",
-               _any),
+               _no_metadata_tensors, Probe("GET", "/v2/models/{model}")),
     Divergence("hf-entity-route", ("kserve", "mlserver", "triton"),
                "POST /models/{name} (the HF Inference API's entity route) is a workbench extension; other servers "
-               "answer 404/405", _status(404, 405)),
+               "answer 404/405", _status(404, 405), Probe("POST", "/models/{model}", _json({"inputs": "Hello"}))),
     Divergence("v2-health-body", ("mlserver", "triton"),
                "MLServer and Triton answer health probes with an empty body (the status code is normative)",
                _empty_body),
@@ -69,6 +130,12 @@ DIVERGENCES: list[Divergence] = [
                "MLServer and Triton answer model-ready probes with an empty body (the status code is normative)",
                _empty_body),
 ]
+
+for _divergence in DIVERGENCES:  # import-time: the list is data, and a bad entry must not wait for a run
+    assert _divergence.key in POINTS, f"divergence {_divergence.key!r} is not in POINTS"
+    assert set(_divergence.profiles) <= set(PROFILES) - {"strict"}, f"{_divergence.key}: bad profiles"
+    assert "kserve" not in _divergence.profiles or _divergence.probe is not None, \
+        f"{_divergence.key}: a kserve divergence needs the probe that shows it on the real runtime"
 
 
 def known_divergence(profile: str, key: str, response: httpx.Response | None) -> str | None:
@@ -83,6 +150,8 @@ def known_divergence(profile: str, key: str, response: httpx.Response | None) ->
 
 def diverge_or_fail(profile: str, key: str, response: httpx.Response | None, message: str) -> None:
     """xfail with the reason when the divergence is known to `profile`; otherwise fail with `message`."""
+    if key not in POINTS:
+        raise KeyError(f"unknown divergence key {key!r}: add it to conformance.profiles.POINTS")
     reason = known_divergence(profile, key, response)
     if reason is not None:
         pytest.xfail(f"known divergence [{profile}] {key}: {reason} -- observed: {message}")

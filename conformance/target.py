@@ -47,6 +47,7 @@ class Target:
     host_header: str | None = None
     reference: Any = None  # conformance.reference.ReferenceModel or None
     mask_token: str = "[MASK]"
+    input_name: str = "text"  # the V2 text input's name (from the model's metadata when it declares one)
     extra: dict = field(default_factory=dict)
 
     def texts(self, count: int = 2, start: int = 0) -> list[str]:
@@ -67,8 +68,9 @@ class Target:
         return f"/v2/models/{self.model_name}/infer"
 
 
-def v2_request(texts: list[str], request_id: str | None = None) -> dict:
-    body: dict[str, Any] = {"inputs": [{"name": "text", "shape": [len(texts)], "datatype": "BYTES", "data": list(texts)}]}
+def v2_request(texts: list[str], request_id: str | None = None, input_name: str = "text") -> dict:
+    body: dict[str, Any] = {"inputs": [{"name": input_name, "shape": [len(texts)], "datatype": "BYTES",
+                                        "data": list(texts)}]}
     if request_id is not None:
         body["id"] = request_id
     return body
@@ -91,7 +93,7 @@ def predict_v1(client, target: Target, texts: list[str]) -> list:
 
 def infer_v2(client, target: Target, texts: list[str], request_id: str | None = None) -> tuple[dict, list]:
     """POST V2 infer; return (body, canonical rows)."""
-    response = client.post(target.v2_infer_path, json_body=v2_request(texts, request_id))
+    response = client.post(target.v2_infer_path, json_body=v2_request(texts, request_id, target.input_name))
     if response.status_code != 200:
         raise semantics.Violation(f"V2 infer answered {response.status_code}: {response.text[:300]}")
     body = response.json()
@@ -112,11 +114,19 @@ def server_command(server: str, model_dir: str | Path, model_name: str, mode: st
     flags = MODE_FLAGS[mode]
     if server == "builtin":
         return [sys.executable, "-m", "workbench", "serve", "--model_name", model_name, "--model_dir", str(model_dir),
-                "--http_port", str(port), "--host", "127.0.0.1", *flags]
+                "--http_port", str(port), "--host", "127.0.0.1", "--disable_grpc", *flags]  # two run at once
     if server == "kserve":
         return [sys.executable, "-m", "workbench.testsupport.kserve_modelserver", "--model_name", model_name,
                 "--model_dir", str(model_dir), "--http_port", str(port), *flags]
-    raise ValueError(f"unknown server {server!r}: builtin or kserve")
+    if server == "kserve-runtime":
+        from workbench.testsupport.kserve_runtime import missing_reason, runtime_command, runtime_python
+
+        if runtime_python() is None:
+            raise RuntimeError(missing_reason())
+        from workbench.testsupport.servers import free_port
+
+        return runtime_command(runtime_python(), model_dir, model_name, port, free_port(), flags)
+    raise ValueError(f"unknown server {server!r}: builtin, kserve or kserve-runtime")
 
 
 @contextlib.contextmanager
@@ -124,7 +134,9 @@ def serve_locally(server: str, model_dir: str | Path, model_name: str, mode: str
     from workbench.testsupport.servers import free_port, served_command
 
     port = free_port()
-    with served_command(server_command(server, model_dir, model_name, mode, port), port, timeout=timeout) as url:
+    env = {"PYTHONPATH": ""} if server == "kserve-runtime" else None  # its own venv: keep our checkout off its path
+    with served_command(server_command(server, model_dir, model_name, mode, port), port, timeout=timeout,
+                        env=env) as url:
         yield url
 
 

@@ -244,7 +244,7 @@ def test_workbench_container_args_start_the_real_predictor(tiny_models):
     local = {f"--model_dir={m.MODEL_DIR}": f"--model_dir={tiny_models('token_classification')}",
              f"--http_port={m.HTTP_PORT}": f"--http_port={port}"}
     args = [local.get(arg, arg) for arg in container["args"][len(m.WORKBENCH_COMMAND):]]
-    command = [sys.executable, "-m", "workbench", "serve", *args, "--host", "127.0.0.1"]
+    command = [sys.executable, "-m", "workbench", "serve", *args, "--host", "127.0.0.1", "--disable_grpc"]
     probe = container["readinessProbe"]["httpGet"]["path"]
     with served_command(command, port, ready_path=probe, timeout=120) as url:
         assert httpx.get(url + "/v2/models/ner/ready").status_code == 200

@@ -21,15 +21,24 @@ from workbench.testsupport.servers import ServersAhead, served
 
 @dataclass(frozen=True)
 class Pair:
+    combo: Combo
     kserve: str  # base URL of KServe's huggingfaceserver
     ours: str  # base URL of `workbench serve`
     model_dir: str
 
 
 @contextlib.contextmanager
-def served_pair(model_dir: str, flags: tuple[str, ...]):
-    with served_runtime(model_dir, *flags) as kserve, served(model_dir, *flags) as ours:
-        yield Pair(kserve, ours, model_dir)
+def served_pair(combo: Combo, model_dir: str):
+    with served_runtime(model_dir, *combo.flags) as kserve, served(model_dir, *combo.flags) as ours:
+        yield Pair(combo, kserve, ours, model_dir)
+
+
+def pytest_generate_tests(metafunc):
+    """`pair` is session-scoped and parametrized over the module's COMBOS (default: all), so pytest runs every
+    test of one combo together and each pair of servers starts once."""
+    if "pair" in metafunc.fixturenames:
+        combos = getattr(metafunc.module, "COMBOS", COMBOS)
+        metafunc.parametrize("pair", combos, ids=[c.id for c in combos], indirect=True, scope="session")
 
 
 @pytest.fixture(scope="session")
@@ -42,16 +51,23 @@ def kserve_runtime_installed():
 
 
 @pytest.fixture(scope="session")
-def pairs(kserve_runtime_installed, tiny_models):
+def pairs(request, kserve_runtime_installed, tiny_models):
     """pairs.get(combo) -> Pair; the next combo's servers start while one combo is checked."""
     model_dirs = {(c.task, c.cased): tiny_models(c.task, cased=c.cased) for c in COMBOS}  # built here, not in a thread
+    order = [item.callspec.params["pair"] for item in request.session.items
+             if "pair" in getattr(getattr(item, "callspec", None), "params", {})]
 
     def start(combo: Combo):
-        return served_pair(model_dirs[(combo.task, combo.cased)], combo.flags)
+        return served_pair(combo, model_dirs[(combo.task, combo.cased)])
 
-    ahead = ServersAhead(COMBOS, start)
+    ahead = ServersAhead(order or COMBOS, start)
     yield ahead
     ahead.close()
+
+
+@pytest.fixture(scope="session")
+def pair(request, pairs) -> Pair:
+    return pairs.get(request.param)
 
 
 @pytest.fixture(scope="session")

@@ -7,13 +7,8 @@ datatypes, ids and strings; floats within the tolerance written in combos.py wit
 
 from __future__ import annotations
 
-import pytest
-
-from tests.kserve_runtime.combos import COMBOS, TEXTS, tolerance
+from tests.kserve_runtime.combos import TEXTS, tolerance
 from tests.kserve_runtime.compare import differences
-
-IDS = [combo.id for combo in COMBOS]
-
 
 def both(http, pair, path: str, body: dict) -> tuple:
     answers = []
@@ -28,28 +23,25 @@ def v2_body(texts: list[str], request_id: str) -> dict:
     return {"id": request_id, "inputs": [{"name": "text", "shape": [len(texts)], "datatype": "BYTES", "data": texts}]}
 
 
-@pytest.mark.parametrize("combo", COMBOS, ids=IDS)
-def test_v1_predict_equals_kserve_runtime(pairs, http, combo):
-    pair = pairs.get(combo)
+def test_v1_predict_equals_kserve_runtime(pair, http):
+    combo = pair.combo
     for texts in TEXTS[combo.task]:
         kserve, ours = both(http, pair, "/v1/models/model:predict", {"instances": texts})
         problems = differences(ours, kserve, tolerance(combo))
         assert not problems, f"{combo.id}, {len(texts)} texts: ours differs from KServe's runtime: {problems}"
 
 
-@pytest.mark.parametrize("combo", COMBOS, ids=IDS)
-def test_v2_infer_equals_kserve_runtime(pairs, http, combo):
-    pair = pairs.get(combo)
+def test_v2_infer_equals_kserve_runtime(pair, http):
+    combo = pair.combo
     for number, texts in enumerate(TEXTS[combo.task]):
         kserve, ours = both(http, pair, "/v2/models/model/infer", v2_body(texts, f"req-{number}"))
         problems = differences(ours, kserve, tolerance(combo))
         assert not problems, f"{combo.id}, {len(texts)} texts: ours differs from KServe's runtime: {problems}"
 
 
-@pytest.mark.parametrize("combo", COMBOS, ids=IDS)
-def test_v1_bare_string_and_inputs_key_equal_kserve_runtime(pairs, http, combo):
+def test_v1_bare_string_and_inputs_key_equal_kserve_runtime(pair, http):
     """KServe-runtime behaviour beyond the V1 protocol: a bare string is a batch of one; 'inputs' works."""
-    pair = pairs.get(combo)
+    combo = pair.combo
     text = TEXTS[combo.task][1][0]
     for body in ({"instances": text}, {"inputs": [text]}):
         kserve, ours = both(http, pair, "/v1/models/model:predict", body)

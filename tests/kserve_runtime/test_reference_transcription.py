@@ -3,20 +3,17 @@ post-processing; it is only trusted because it agrees with KServe's real runtime
 
 from __future__ import annotations
 
-import pytest
-
 from conformance.reference import ReferenceModel
-from tests.kserve_runtime.combos import COMBOS, TEXTS, tolerance
+from tests.kserve_runtime.combos import COMBOS as ALL_COMBOS, TEXTS, tolerance
 from tests.kserve_runtime.compare import differences
 
 # The reference knows the tokenizer flags; --max_length and --dtype are not among its options.
-SUPPORTED = [c for c in COMBOS if set(c.extra) <= {"--disable_lower_case", "--disable_special_tokens",
+COMBOS = [c for c in ALL_COMBOS if set(c.extra) <= {"--disable_lower_case", "--disable_special_tokens",
                                                      "--return_offsets_mapping"}]
 
 
-@pytest.mark.parametrize("combo", SUPPORTED, ids=[c.id for c in SUPPORTED])
-def test_reference_predictions_equal_kserve_runtime(pairs, http, combo):
-    pair = pairs.get(combo)
+def test_reference_predictions_equal_kserve_runtime(pair, http):
+    combo = pair.combo
     reference = ReferenceModel(pair.model_dir, combo.task, lower_case="--disable_lower_case" not in combo.extra,
                                add_special_tokens="--disable_special_tokens" not in combo.extra)
     for texts in TEXTS[combo.task]:

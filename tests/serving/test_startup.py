@@ -103,7 +103,7 @@ def test_a_model_that_cannot_load_ends_the_server_with_its_reason(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"")
     (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\n")
     result = subprocess.run([sys.executable, "-m", "workbench", "serve", "--model_dir", str(tmp_path),
-                             "--http_port", str(free_port()), "--host", "127.0.0.1"],
+                             "--http_port", str(free_port()), "--host", "127.0.0.1", "--disable_grpc"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert "the model failed to load" in result.stderr

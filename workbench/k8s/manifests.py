@@ -64,7 +64,7 @@ WORKBENCH_SERVE_FLAGS = frozenset({
     "--disable_postprocess", "--return_offsets_mapping", "--dtype", "--device", "--http_port", "--host",
     "--log_level", "--max_batch_size", "--max_batch_tokens", "--max_batch_delay_ms", "--max_queue_size",
     "--max_request_bytes", "--max_request_texts", "--disable_packing", "--backend", "--quantize",
-    "--onnx_cache_dir",
+    "--onnx_cache_dir", "--grpc_port", "--enable_grpc", "--disable_grpc", "--grpc_max_receive_message_length",
 })
 
 # The command a workbench container runs before its flags.

@@ -57,6 +57,7 @@ class ServerState:
         self.predictor: Predictor | None = None
         self.ready = False
         self.load_error: str | None = None
+        self.on_shutdown: list[Callable[[], Any]] = []  # coroutines awaited before the queue stops (gRPC)
 
     # -- model lifecycle --------------------------------------------------------------------------
     def load_model(self) -> None:
@@ -317,6 +318,8 @@ def build_app(state: ServerState, load_in_background: bool = True,
         else:
             state.start_queue()
         yield
+        for stop in state.on_shutdown:
+            await stop()
         if state.queue is not None:
             await state.queue.stop()
 

@@ -33,6 +33,9 @@ class ServeConfig:
     onnx_cache_dir: str | None = None
     host: str = "0.0.0.0"
     http_port: int = 8080
+    grpc_port: int = 8081
+    enable_grpc: bool = True  # off: --disable_grpc, --enable_grpc false or --grpc_port 0
+    grpc_max_receive_message_length: int | None = None  # None: max_request_bytes
     max_batch_size: int = 32
     max_batch_tokens: int = 8192
     max_batch_delay_ms: float = 0.0
@@ -49,6 +52,15 @@ class ServeConfig:
 
     def replace(self, **changes) -> "ServeConfig":
         return dataclasses.replace(self, **changes)
+
+
+def _true_or_false(value: str) -> bool:
+    """KServe's boolean flags (`--enable_grpc false`)."""
+    if value.lower() in ("true", "1", "yes", "y", "on"):
+        return True
+    if value.lower() in ("false", "0", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,6 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where exported ONNX models are kept (default: $XDG_CACHE_HOME/workbench/onnx)")
     server = parser.add_argument_group("server")
     server.add_argument("--http_port", type=int, default=8080, help="REST port (default: 8080, as KServe)")
+    server.add_argument("--grpc_port", type=int, default=8081,
+                        help="gRPC port, inference.GRPCInferenceService of the Open Inference Protocol "
+                             "(default: 8081, as KServe); 0 turns gRPC off")
+    server.add_argument("--enable_grpc", type=_true_or_false, default=True, metavar="{true,false}",
+                        help="KServe's switch: --enable_grpc false serves REST only")
+    server.add_argument("--disable_grpc", action="store_true", help="serve REST only (= --enable_grpc false)")
+    server.add_argument("--grpc_max_receive_message_length", type=int, default=None,
+                        help="largest gRPC request in bytes; larger ones get RESOURCE_EXHAUSTED "
+                             "(default: --max_request_bytes)")
     server.add_argument("--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0, all interfaces)")
     server.add_argument("--log_level", default="info", choices=["debug", "info", "warning", "error"])
     batching = parser.add_argument_group("batching and limits")
@@ -123,6 +144,11 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
             raise SystemExit(f"workbench serve: --{name} must be at least 1 (got {value})")
     if args.max_length is not None and args.max_length < 2:
         raise SystemExit(f"workbench serve: --max_length must be at least 2 (got {args.max_length})")
+    if not 0 <= args.grpc_port <= 65535:
+        raise SystemExit(f"workbench serve: --grpc_port must be a port number, or 0 for no gRPC (got {args.grpc_port})")
+    if args.grpc_max_receive_message_length is not None and args.grpc_max_receive_message_length < 1:
+        raise SystemExit("workbench serve: --grpc_max_receive_message_length must be at least 1 "
+                         f"(got {args.grpc_max_receive_message_length})")
     if args.quantize != "none" and args.backend != "onnxruntime":
         raise SystemExit(f"workbench serve: --quantize {args.quantize} needs --backend onnxruntime")
     model_dir = args.model_dir
@@ -133,6 +159,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
     return ServeConfig(**{**same_name, "model_dir": model_dir, "mode": mode,
                           "lower_case": not args.disable_lower_case,
                           "packing": not args.disable_packing,
+                          "enable_grpc": args.enable_grpc and not args.disable_grpc and args.grpc_port != 0,
                           "add_special_tokens": not args.disable_special_tokens})
 
 

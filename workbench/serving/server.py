@@ -1,7 +1,9 @@
-"""`workbench serve`: parse KServe-style arguments, start the HTTP server, load the model.
+"""`workbench serve`: parse KServe-style arguments, start the HTTP and gRPC servers, load the model.
 
 The HTTP server starts first and answers health checks (ready: 503) while the model loads, as a
 Kubernetes readiness probe expects; a model that fails to load ends the process with its reason.
+gRPC (`--grpc_port`, default 8081; off with `--disable_grpc`, `--enable_grpc false` or `--grpc_port 0`)
+runs on the same event loop and answers from the same model and batching queue (grpc_service.py).
 """
 
 from __future__ import annotations
@@ -11,6 +13,27 @@ import os
 import sys
 
 from workbench.serving.args import parse_serve_args
+
+
+def _with_grpc(uvicorn, state):
+    """uvicorn's Server, serving gRPC on the same event loop: started before HTTP (a port that cannot
+    be bound ends the process at once), stopped before the batching queue stops."""
+    from workbench.serving import grpc_service
+
+    class ServerWithGrpc(uvicorn.Server):
+        async def serve(self, sockets=None) -> None:
+            grpc_server = await grpc_service.start_server(state)
+
+            async def stop_grpc() -> None:
+                await grpc_server.stop(grace=5)
+
+            state.on_shutdown.append(stop_grpc)
+            try:
+                await super().serve(sockets)
+            finally:
+                await grpc_server.stop(grace=None)
+
+    return ServerWithGrpc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,9 +59,19 @@ def main(argv: list[str] | None = None) -> int:
         holder["server"].should_exit = True
 
     app = build_app(state, on_load_failure=stop_server)
-    server = holder["server"] = uvicorn.Server(uvicorn.Config(
-        app, host=config.host, port=config.http_port, log_level=config.log_level, access_log=False))
-    server.run()
+    uvicorn_config = uvicorn.Config(app, host=config.host, port=config.http_port, log_level=config.log_level,
+                                    access_log=False)
+    server = holder["server"] = (_with_grpc(uvicorn, state)(uvicorn_config) if config.enable_grpc
+                                 else uvicorn.Server(uvicorn_config))
+    if not config.enable_grpc:
+        logging.getLogger("workbench.serve").info("gRPC is off (--disable_grpc, --enable_grpc false or --grpc_port 0)")
+    from workbench.serving.grpc_service import GrpcBindError
+
+    try:
+        server.run()
+    except GrpcBindError as exc:
+        print(f"workbench serve: {exc} (pick another --grpc_port, or --disable_grpc)", file=sys.stderr)
+        return 1
     if state.load_error is not None:
         print(f"workbench serve: the model failed to load: {state.load_error}", file=sys.stderr)
         return 1

@@ -2,7 +2,8 @@
 
 `served(model_dir, ...)` runs `python -m workbench serve` on a free port, waits until
 `/v2/health/ready` answers 200 and yields the base URL; on exit it stops the server. When the
-server fails to start, the error carries the server's own log.
+server fails to start, the error carries the server's own log. gRPC is off unless the flags say
+otherwise (`served(dir, "--grpc_port", str(free_port()))`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import httpx
+
+
+# Flags that say what to do with gRPC; without any of them `served` turns gRPC off.
+GRPC_FLAGS = ("--grpc_port", "--enable_grpc", "--disable_grpc")
 
 
 def free_port() -> int:
@@ -85,6 +90,8 @@ def served(model_dir: str | Path | None = None, *flags: str, model_name: str = "
     if model_id is not None:
         command += ["--model_id", model_id]
     command += list(flags)
+    if not any(flag.split("=")[0] in GRPC_FLAGS for flag in flags):
+        command.append("--disable_grpc")  # never KServe's default 8081: tests run many servers at once
     with served_command(command, port, timeout=timeout, env=env) as url:
         yield url
 

@@ -49,6 +49,9 @@ def pytest_addoption(parser, pluginmanager):
                     help="the endpoint runs with --disable_lower_case (reference computation keeps the case)")
     group.addoption("--disable-special-tokens", action="store_true", default=False,
                     help="the endpoint runs with --disable_special_tokens")
+    group.addoption("--return-offsets-mapping", action="store_true", default=False,
+                    help="the endpoint runs with --return_offsets_mapping (token classification): check the "
+                         "offset_mapping tensors of V1 and V2")
     if not pluginmanager.hasplugin("timeout"):
         # pytest-timeout owns --timeout when installed; then its value is also the HTTP timeout.
         group.addoption("--timeout", default=None, type=float, help="HTTP timeout per request in seconds (default 30)")

@@ -40,6 +40,7 @@ POINTS: dict[str, str] = {
     "v2-model-ready-body": "V2 model readiness answers {\"name\", \"ready\": true}",
     "hf-bad-parameters": "HF Inference API: a bad parameter",
     "hf-unknown-model": "HF Inference API: a model that is not served",
+    "hf-entity-route": "HF Inference API: POST /models/{name} is served (a token classification model)",
 }
 
 
@@ -119,6 +120,9 @@ DIVERGENCES: list[Divergence] = [
     Divergence("v2-model-metadata-tensors", ("kserve",),
                "KServe's Model.get_input_types/get_output_types default to []: metadata inputs/outputs are empty",
                _no_metadata_tensors, Probe("GET", "/v2/models/{model}")),
+    Divergence("hf-entity-route", ("kserve", "mlserver", "triton"),
+               "POST /models/{name} (the HF Inference API's entity route) is a workbench extension; other servers "
+               "answer 404/405", _status(404, 405), Probe("POST", "/models/{model}", _json({"inputs": "Hello"}))),
     Divergence("v2-health-body", ("mlserver", "triton"),
                "MLServer and Triton answer health probes with an empty body (the status code is normative)",
                _empty_body),

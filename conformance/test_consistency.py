@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -12,7 +13,8 @@ from conformance.target import infer_v2, new_request_id, predict_rows, predict_v
 
 pytestmark = needs_task
 
-CONCURRENT_REQUESTS = 8
+CONCURRENT_REQUESTS = 12  # at most 2**BATCH_SIZE
+BATCH_SIZE = 4
 
 
 @level("kserve")
@@ -40,55 +42,83 @@ def test_text_alone_and_in_batch_agree(client, target, proto):
     assert not problems, "batched answers differ from single answers:\n" + "\n".join(problems[:10])
 
 
+def _answer(client, target, proto: str, texts: list[str], request_id: str | None = None):
+    """(status, id, canonical rows or None) of one request, without raising (for threads)."""
+    if proto == "v1":
+        response = client.post(target.v1_predict_path, json_body={"instances": list(texts)})
+    else:
+        response = client.post(target.v2_infer_path, json_body=v2_request(list(texts), request_id))
+    if response.status_code != 200:
+        return response.status_code, None, None
+    body = json_body(response)
+    if proto == "v1":
+        rows = semantics.v1_rows(target.task, target.mode, (body or {}).get("predictions"), len(texts))
+    else:
+        rows = semantics.v2_rows(target.task, target.mode, semantics.find_output(body), len(texts))
+    return 200, (body or {}).get("id"), rows
+
+
+def _distinct_batches(client, target, proto: str) -> list[list[str]]:
+    """One batch per concurrent request, all of BATCH_SIZE texts, whose answers differ pairwise.
+
+    Two texts a, b with different answers (found by asking the endpoint) are combined into the binary
+    patterns of the request index, so every two requests differ in at least one text and any exchange of
+    answers between them shows. A model that answers every text alike gets batches of different sizes.
+    """
+    pool = list(dict.fromkeys(target.texts(12)))
+    alone = [predict_rows(client, target, [text], proto)[0] for text in pool]
+    pair = next(((pool[i], pool[j]) for i in range(len(pool)) for j in range(i + 1, len(pool))
+                 if semantics.compare_rows(target.task, target.mode, [alone[i]], [alone[j]])), None)
+    if pair is None:
+        return [[pool[0]] * (index + 1) for index in range(CONCURRENT_REQUESTS)]
+    a, b = pair
+    return [[a if (index >> bit) & 1 else b for bit in range(BATCH_SIZE)] for index in range(CONCURRENT_REQUESTS)]
+
+
+def _check_concurrent(client, target, proto: str) -> None:
+    batches = _distinct_batches(client, target, proto)
+    expected = [predict_rows(client, target, batch, proto) for batch in batches]  # one at a time
+    for i in range(len(batches)):
+        for j in range(i):
+            if not semantics.compare_rows(target.task, target.mode, expected[i], expected[j]):
+                pytest.fail(f"cannot tell requests {i} and {j} apart: their batches get the same answer "
+                            f"({batches[i]} / {batches[j]})", pytrace=False)
+    ids = [new_request_id() if proto == "v2" else None for _ in batches]
+    barrier = threading.Barrier(len(batches))
+
+    def one(index: int):
+        barrier.wait(timeout=30)
+        return _answer(client, target, proto, batches[index], ids[index])
+
+    with ThreadPoolExecutor(max_workers=len(batches)) as pool:
+        results = list(pool.map(one, range(len(batches))))
+    problems: list[str] = []
+    for index, (status, answer_id, rows) in enumerate(results):
+        if status != 200:
+            problems.append(f"request {index}: status {status}")
+            continue
+        if proto == "v2" and answer_id != ids[index]:
+            problems.append(f"request {index}: sent id {ids[index]}, got {answer_id!r}")
+        diff = semantics.compare_rows(target.task, target.mode, rows, expected[index])
+        if diff:
+            problems.append(f"request {index}: not the answer it gets when sent on its own: {diff[0]}")
+    assert not problems, f"{len(batches)} concurrent answers mixed up:\n" + "\n".join(problems)
+
+
 @level("kserve")
 @protocol("v2")
 @clause("OIP-REST §Inference Request id + isolation: concurrent requests each get their own answer and id")
 def test_concurrent_requests_get_their_own_answers(client, target):
-    """Concurrent V2 requests with different texts and ids each get their own id and answer."""
-    texts = target.texts(CONCURRENT_REQUESTS)
-    expected = {text: infer_v2(client, target, [text])[1][0] for text in dict.fromkeys(texts)}
-
-    def one(index: int):
-        request_id = new_request_id()
-        response = client.post(target.v2_infer_path, json_body=v2_request([texts[index]], request_id))
-        return index, request_id, response
-
-    with ThreadPoolExecutor(max_workers=CONCURRENT_REQUESTS) as pool:
-        results = list(pool.map(one, range(CONCURRENT_REQUESTS)))
-    problems: list[str] = []
-    for index, request_id, response in results:
-        if response.status_code != 200:
-            problems.append(f"request {index}: status {response.status_code}")
-            continue
-        body = json_body(response)
-        if body.get("id") != request_id:
-            problems.append(f"request {index}: sent id {request_id}, got {body.get('id')!r}")
-        rows = semantics.v2_rows(target.task, target.mode, semantics.find_output(body), 1)
-        diff = semantics.compare_rows(target.task, target.mode, rows, [expected[texts[index]]])
-        if diff:
-            problems.append(f"request {index} ({texts[index][:30]!r}): {diff[0]}")
-    assert not problems, "concurrent answers mixed up:\n" + "\n".join(problems)
+    """Concurrent V2 requests whose answers all differ each get their own id and answer."""
+    _check_concurrent(client, target, "v2")
 
 
 @level("kserve")
 @protocol("v1")
-@clause("Isolation (V1): concurrent V1 requests each get the answer for their own text")
+@clause("Isolation (V1): concurrent V1 requests each get the answer for their own texts")
 def test_concurrent_v1_requests_get_their_own_answers(client, target):
-    """Concurrent V1 requests with different texts each get their own answer."""
-    texts = target.texts(CONCURRENT_REQUESTS)
-    expected = {text: predict_v1(client, target, [text])[0] for text in dict.fromkeys(texts)}
-    with ThreadPoolExecutor(max_workers=CONCURRENT_REQUESTS) as pool:
-        results = list(pool.map(lambda text: client.post(target.v1_predict_path, json_body={"instances": [text]}), texts))
-    problems: list[str] = []
-    for index, response in enumerate(results):
-        if response.status_code != 200:
-            problems.append(f"request {index}: status {response.status_code}")
-            continue
-        rows = semantics.v1_rows(target.task, target.mode, json_body(response).get("predictions"), 1)
-        diff = semantics.compare_rows(target.task, target.mode, rows, [expected[texts[index]]])
-        if diff:
-            problems.append(f"request {index} ({texts[index][:30]!r}): {diff[0]}")
-    assert not problems, "concurrent answers mixed up:\n" + "\n".join(problems)
+    """Concurrent V1 requests whose answers all differ each get their own answer."""
+    _check_concurrent(client, target, "v1")
 
 
 @level("kserve")

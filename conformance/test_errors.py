@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from conformance.checks import clause, expect_client_error, expect_still_healthy, level, protocol
+from conformance import semantics
+from conformance.checks import clause, expect_client_error, expect_still_healthy, json_body, level, protocol
+from conformance.target import predict_v1
 
 JSON = {"Content-Type": "application/json"}
 
@@ -94,7 +96,20 @@ def test_v1_non_json_content_type_is_not_a_server_error(client, target, profile)
 
     response = client.post(target.v1_predict_path, content=json.dumps({"instances": target.texts(1)}).encode(),
                            headers={"Content-Type": "application/x-www-form-urlencoded"})
-    if response.status_code != 200:
+    if response.status_code == 200:
+        # answered: then it is the answer to the JSON body, one prediction as with a JSON content type
+        body = json_body(response)
+        assert isinstance(body, dict) and isinstance(body.get("predictions"), list), \
+            f"200 but not a V1 predict answer {{\"predictions\": [...]}}: {response.text[:200]}"
+        if target.task is not None:
+            got = semantics.v1_rows(target.task, target.mode, body["predictions"], 1)
+            expected = predict_v1(client, target, target.texts(1))
+            problems = semantics.compare_rows(target.task, target.mode, got, expected)
+            assert not problems, "answered with a form content type, but not what the JSON request gets:\n" + \
+                "\n".join(problems[:5])
+        else:
+            assert len(body["predictions"]) == 1, f"one instance sent, {len(body['predictions'])} predictions"
+    else:
         expect_client_error(response, profile=profile, divergence="v1-non-json-content-type",
                             what="JSON body with a form content type", allowed=(400, 415))
     expect_still_healthy(client, target)

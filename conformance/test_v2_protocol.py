@@ -137,7 +137,7 @@ def test_v2_infer_echoes_request_id(client, target):
 def test_v2_infer_outputs_well_formed(client, target):
     """Every output tensor has a name, a non-negative integer shape, a known datatype and data."""
     body = _infer(client, target)
-    for index, tensor in enumerate(body.get("outputs") or []):
+    for index, tensor in enumerate(semantics.output_list(body)):
         semantics.validate_tensor_header(tensor, f"outputs[{index}]")
 
 
@@ -146,7 +146,7 @@ def test_v2_infer_outputs_well_formed(client, target):
 def test_v2_infer_element_count_matches_shape(client, target):
     """For every output tensor, len(flatten(data)) == product(shape)."""
     body = _infer(client, target)
-    for index, tensor in enumerate(body.get("outputs") or []):
+    for index, tensor in enumerate(semantics.output_list(body)):
         semantics.validate_tensor_header(tensor, f"outputs[{index}]")
         semantics.validate_element_count(tensor, f"outputs[{index}]")
 
@@ -156,7 +156,7 @@ def test_v2_infer_element_count_matches_shape(client, target):
 def test_v2_infer_values_match_datatype(client, target):
     """Every output element is a valid value of the tensor's datatype."""
     body = _infer(client, target)
-    for index, tensor in enumerate(body.get("outputs") or []):
+    for index, tensor in enumerate(semantics.output_list(body)):
         semantics.validate_tensor_header(tensor, f"outputs[{index}]")
         semantics.validate_datatype_values(tensor, f"outputs[{index}]")
 
@@ -182,3 +182,59 @@ def test_v2_scalar_shape_single_text_accepted(client, target):
     tensor = semantics.find_output(json_body(response))
     semantics.validate_v2_tensor(tensor, "output-0")
     assert tensor["shape"][:1] == [1], f"one text sent, output shape {tensor['shape']}"
+
+
+def _shape_fits(declared, actual) -> bool:
+    """A metadata shape (-1 = variable) describes an actual shape: same rank, fixed dimensions equal."""
+    return (isinstance(declared, list) and len(declared) == len(actual)
+            and all(d == -1 or d == a for d, a in zip(declared, actual)))
+
+
+@level("protocol")
+@clause("OIP-REST §Model Metadata: the outputs metadata lists are the tensors inference returns (name, datatype, "
+        "shape with -1 for variable dimensions)")
+def test_v2_model_metadata_matches_infer_outputs(client, target, profile):
+    """Every output an inference returns is declared in model metadata with its datatype and a fitting shape,
+    and every declared output is returned; the request's BYTES input is declared."""
+    response = client.get(f"/v2/models/{target.model_name}")
+    assert response.status_code == 200, f"model metadata answered {response.status_code}"
+    metadata = json_body(response) or {}
+    declared_inputs, declared = metadata.get("inputs") or [], metadata.get("outputs") or []
+    if not declared or not declared_inputs:
+        diverge_or_fail(profile, "v2-model-metadata-tensors", response,
+                        f"model metadata declares {len(declared_inputs)} inputs and {len(declared)} outputs; "
+                        "inference returns tensors it does not describe")
+    body = _infer(client, target)
+    returned = {t.get("name"): t for t in semantics.output_list(body) if isinstance(t, dict)}
+    by_name = {t.get("name"): t for t in declared if isinstance(t, dict)}
+    problems = []
+    for name, tensor in returned.items():
+        meta = by_name.get(name)
+        if meta is None:
+            problems.append(f"output {name!r} is returned but not in metadata outputs {sorted(map(str, by_name))}")
+            continue
+        if meta.get("datatype") != tensor.get("datatype"):
+            problems.append(f"output {name!r}: metadata says {meta.get('datatype')}, inference returns {tensor.get('datatype')}")
+        if not _shape_fits(meta.get("shape"), tensor.get("shape") or []):
+            problems.append(f"output {name!r}: metadata shape {meta.get('shape')} does not fit returned shape {tensor.get('shape')}")
+    for name in by_name:
+        if name not in returned:
+            problems.append(f"metadata declares output {name!r} but inference does not return it "
+                            f"(returned: {sorted(map(str, returned))})")
+    if not any(isinstance(t, dict) and t.get("datatype") == "BYTES" and isinstance(t.get("shape"), list)
+               and len(t["shape"]) == 1 for t in declared_inputs):
+        problems.append(f"no metadata input is a rank-1 BYTES text tensor like the one inference accepts: {declared_inputs}")
+    assert not problems, "metadata and inference disagree:\n" + "\n".join(problems)
+
+
+@level("protocol")
+@clause("OIP-REST §Inference Request 'outputs': when the request names outputs, only those are returned")
+def test_v2_infer_returns_only_requested_outputs(client, target):
+    """Asking for the first output an inference returns gets exactly that output."""
+    first = semantics.output_list(_infer(client, target))[0].get("name")
+    request = v2_request(target.texts(2), new_request_id())
+    request["outputs"] = [{"name": first}]
+    response = client.post(target.v2_infer_path, json_body=request)
+    assert response.status_code == 200, f"infer answered {response.status_code}: {response.text[:300]}"
+    names = [t.get("name") for t in semantics.output_list(json_body(response)) if isinstance(t, dict)]
+    assert names == [first], f"requested outputs [{first!r}], got {names}"

@@ -3,7 +3,9 @@
     python tests/conformance_meta/mutant_proxy.py --upstream http://127.0.0.1:PORT --port P [--mutation NAME]
 
 The mutation can be switched at run time with `PUT /__mutation/NAME` (so one proxy serves every
-mutant). Each mutation imitates a real bug a server could have; the conformance suite must catch it.
+mutant). The mutants themselves (what each breaks, and how) are the catalogue in
+tests/conformance_meta/mutants.py; this proxy only forwards, hands each exchange to the mutant, and
+(for the concurrency mutants) trades answers between requests in flight.
 """
 
 from __future__ import annotations
@@ -11,61 +13,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
-MUTATIONS = {
-    "none": "transparent proxy (baseline)",
-    "wrong-shape": "V2 outputs declare one more element in the last dimension than they carry",
-    "wrong-datatype": "V2 INT64 outputs are labelled BYTES",
-    "swapped-labels": "every label id is shifted by one (id -> (id + 1) % 9) in V1 and V2",
-    "lost-id": "V2 responses carry a fresh id instead of the request's",
-    "mixed-concurrent": "responses of concurrent predict/infer requests are handed to each other",
-    "error-500": "every 4xx answer becomes 500 {\"error\": \"Internal Server Error\"}",
-    "ragged-rows": "V1 token rows drop their last position (padding) for every text but the first",
-}
-NUM_LABELS = 9
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.conformance_meta.mutants import BY_NAME, Exchange, Mutant, is_inference  # noqa: E402
+
+MUTATIONS = {"none": "transparent proxy (baseline)", **{name: m.breaks for name, m in BY_NAME.items()}}
 
 
-def _is_inference(path: str) -> bool:
-    return path.endswith(":predict") or path.endswith("/infer")
-
-
-def _shift(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_shift(v) for v in value]
-    if isinstance(value, int) and not isinstance(value, bool):
-        return (value + 1) % NUM_LABELS
-    return value
-
-
-def mutate(mutation: str, path: str, status: int, body: Any) -> tuple[int, Any]:
+def mutate(mutation: str, path: str, status: int, body: Any, method: str = "POST", request: Any = None) -> tuple[int, Any]:
     """The pure part: how one mutation changes one (status, JSON body) answer."""
-    if mutation == "error-500" and 400 <= status < 500:
-        return 500, {"error": "Internal Server Error"}
-    if status != 200 or not isinstance(body, dict) or not _is_inference(path):
+    if mutation == "none":
         return status, body
-    outputs = body.get("outputs") if isinstance(body.get("outputs"), list) else []
-    if mutation == "wrong-shape":
-        for tensor in outputs:
-            tensor["shape"] = list(tensor["shape"][:-1]) + [tensor["shape"][-1] + 1]
-    elif mutation == "wrong-datatype":
-        for tensor in outputs:
-            if tensor.get("datatype") == "INT64":
-                tensor["datatype"] = "BYTES"
-    elif mutation == "swapped-labels":
-        if "predictions" in body:
-            body["predictions"] = _shift(body["predictions"])
-        for tensor in outputs:
-            if tensor.get("datatype") == "INT64":
-                tensor["data"] = _shift(tensor["data"])
-    elif mutation == "lost-id" and "outputs" in body:
-        body["id"] = "not-the-request-id"
-    elif mutation == "ragged-rows" and isinstance(body.get("predictions"), list):
-        rows = body["predictions"]
-        for row in rows[1:]:
-            if isinstance(row, list) and row and isinstance(row[0], list) and len(row[0]) > 1:
-                row[0] = row[0][:-1]
-    return status, body
+    out = BY_NAME[mutation].apply(Exchange(method, path, request, "application/json", status, body))
+    return out.status, out.body
+
+
+def _json(content: bytes) -> Any:
+    try:
+        return json.loads(content) if content else None
+    except ValueError:
+        return None
 
 
 def build_app(upstream: str, mutation: str = "none"):
@@ -76,17 +48,18 @@ def build_app(upstream: str, mutation: str = "none"):
     from starlette.routing import Route
 
     state: dict[str, Any] = {"mutation": mutation, "in_flight": 0, "slot": None}
-    client = httpx.AsyncClient(base_url=upstream, timeout=60.0)
+    client = httpx.AsyncClient(base_url=upstream, timeout=120.0)
 
     async def set_mutation(request: Request):
         name = request.path_params["name"]
         if name not in MUTATIONS:
             return JSONResponse({"error": f"unknown mutation {name!r}"}, status_code=400)
         state["mutation"] = name
+        state["slot"] = None
         return JSONResponse({"mutation": name})
 
-    async def swap_with_partner(content: bytes) -> bytes:
-        """mixed-concurrent: trade this body with another in-flight request's body."""
+    async def swap_with_partner(content: Any) -> Any:
+        """Trade this answer with another in-flight request's answer (concurrency mutants)."""
         slot = state["slot"]
         if slot is not None and not slot[1].done():
             state["slot"] = None
@@ -105,28 +78,40 @@ def build_app(upstream: str, mutation: str = "none"):
 
     async def forward(request: Request):
         path = request.url.path
-        inference = _is_inference(path)
+        inference = is_inference(path)
         state["in_flight"] += inference
         try:
+            name = state["mutation"]
+            mutant: Mutant | None = BY_NAME.get(name)
             headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-            upstream_response = await client.request(request.method, path + (f"?{request.url.query}" if request.url.query else ""),
-                                                     content=await request.body(), headers=headers)
-            status, content = upstream_response.status_code, upstream_response.content
-            media_type = upstream_response.headers.get("content-type")
-            mutation = state["mutation"]
-            if mutation != "none":
-                try:
-                    body = json.loads(content) if content else None
-                except ValueError:
-                    body = None
-                if body is not None or mutation == "error-500":
-                    new_status, new_body = mutate(mutation, path, status, body)
-                    if new_status != status or new_body is not None:
-                        status, content = new_status, json.dumps(new_body).encode()
-                        media_type = "application/json"
-                if mutation == "mixed-concurrent" and inference and status == 200:
-                    content = await swap_with_partner(content)
-            return Response(content, status_code=status, media_type=media_type)
+            content = await request.body()
+            request_json = _json(content)
+            if mutant is not None and mutant.rewrite_request is not None and request_json is not None:
+                rewritten = mutant.request_for(Exchange(request.method, path, request_json))
+                content = json.dumps(rewritten).encode()
+            query = f"?{request.url.query}" if request.url.query else ""
+            answer = await client.request(request.method, path + query, content=content, headers=headers)
+            status, body_bytes = answer.status_code, answer.content
+            media_type = answer.headers.get("content-type")
+            if mutant is None:
+                return Response(body_bytes, status_code=status, media_type=media_type)
+            before = Exchange(request.method, path, request_json, request.headers.get("content-type", ""),
+                              status, _json(body_bytes), media_type)
+            after = mutant.apply(before)
+            if (after.status, after.body, after.content_type) != (before.status, before.body, before.content_type):
+                status, media_type = after.status, after.content_type
+                body_bytes = json.dumps(after.body).encode() if after.body is not None else body_bytes
+            if mutant.swap and inference and status == 200:
+                body = _json(body_bytes)
+                if mutant.swap == "whole" or not isinstance(body, dict):
+                    body_bytes = await swap_with_partner(body_bytes)
+                else:
+                    own_id = body.get("id")
+                    theirs = _json(await swap_with_partner(body_bytes))
+                    if isinstance(theirs, dict) and "id" in theirs:
+                        theirs["id"] = own_id
+                    body_bytes = json.dumps(theirs).encode()
+            return Response(body_bytes, status_code=status, media_type=media_type)
         finally:
             state["in_flight"] -= inference
 

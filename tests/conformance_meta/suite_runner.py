@@ -45,3 +45,68 @@ def run_suite(report_path: Path, *args: str, timeout: float = 900) -> SuiteRun:
     if not json_path.exists():
         raise AssertionError(f"the suite wrote no report (exit {completed.returncode}):\n{output[-4000:]}")
     return SuiteRun(json.loads(json_path.read_text()), completed.returncode, output, wall)
+
+
+# --- the same run in a forked child (the mutation score runs the suite ~80 times) ------------------
+
+def preload_suite_modules() -> None:
+    """Import what every suite run imports (pytest, torch, transformers, the suite) once, without running
+    anything: children forked afterwards start the suite without paying for the imports again."""
+    import pytest  # noqa: F401
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
+    from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline  # noqa: F401
+    import transformers.pipelines.token_classification  # noqa: F401
+
+    import conformance.conftest  # noqa: F401
+    import conformance.reference  # noqa: F401
+
+
+class ForkedSuite:
+    """`run_suite` in a child forked from this process (which should have called `preload_suite_modules`
+    and run no torch computation): the same pytest command line, its output in a file, the same report.
+    Start it, then `poll()` until it gives the SuiteRun (or raises like run_suite when no report came)."""
+
+    def __init__(self, report_path: Path, *args: str, timeout: float = 900):
+        self.report_path = report_path
+        self.log_path = Path(f"{report_path}.log")
+        self.timeout = timeout
+        self.started = time.perf_counter()
+        argv = [str(CONFORMANCE_DIR), "-q", "-p", "no:cacheprovider", "--conformance-report", str(report_path), *args]
+        pid = os.fork()
+        if pid == 0:  # the child: become the suite
+            code = 1
+            try:
+                os.environ.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+                os.chdir(REPO_ROOT)
+                fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                os.dup2(fd, 1)
+                os.dup2(fd, 2)
+                import pytest
+
+                code = int(pytest.main(argv))
+            except BaseException:  # noqa: BLE001 - the child must never return into the parent's code
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        self.pid = pid
+
+    def poll(self) -> SuiteRun | None:
+        done, status = os.waitpid(self.pid, os.WNOHANG)
+        if done == 0:
+            if time.perf_counter() - self.started > self.timeout:
+                os.kill(self.pid, 9)
+                os.waitpid(self.pid, 0)
+                raise AssertionError(f"the suite ran past {self.timeout:.0f} s")
+            return None
+        wall = time.perf_counter() - self.started
+        returncode = os.waitstatus_to_exitcode(status)
+        output = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        json_path = self.report_path if self.report_path.suffix == ".json" else Path(f"{self.report_path}.json")
+        if not json_path.exists():
+            raise AssertionError(f"the suite wrote no report (exit {returncode}):\n{output[-4000:]}")
+        return SuiteRun(json.loads(json_path.read_text()), returncode, output, wall)

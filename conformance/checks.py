@@ -56,7 +56,7 @@ def expect_still_healthy(client, target) -> None:
     """After a bad request the endpoint still answers readiness and a good inference."""
     ready = client.get("/v2/health/ready") if "v2" in target.protocols else client.get(f"/v1/models/{target.model_name}")
     assert ready.status_code == 200, f"endpoint unhealthy after a bad request: readiness answered {ready.status_code}"
-    good = (client.post(target.v2_infer_path, json_body={"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES",
+    good = (client.post(target.v2_infer_path, json_body={"inputs": [{"name": target.input_name, "shape": [1], "datatype": "BYTES",
                                                                       "data": target.texts(1)}]})
             if "v2" in target.protocols else client.post(target.v1_predict_path, json_body={"instances": target.texts(1)}))
     assert good.status_code == 200, f"endpoint broken after a bad request: a good request answered {good.status_code}"

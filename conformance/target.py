@@ -50,6 +50,10 @@ class Target:
     input_name: str = "text"  # the V2 text input's name (from the model's metadata when it declares one)
     extra: dict = field(default_factory=dict)
 
+    def v2_body(self, texts: list[str], request_id: str | None = None) -> dict:
+        """A V2 inference request for `texts`, in the model's declared text input."""
+        return v2_request(texts, request_id, self.input_name)
+
     def texts(self, count: int = 2, start: int = 0) -> list[str]:
         if self.task == "fill_mask":
             mask = self.reference.mask_token if self.reference is not None else self.mask_token

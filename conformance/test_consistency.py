@@ -9,7 +9,7 @@ import pytest
 
 from conformance import semantics
 from conformance.checks import clause, json_body, level, needs_task, protocol
-from conformance.target import infer_v2, new_request_id, predict_rows, predict_v1, v2_request
+from conformance.target import infer_v2, new_request_id, predict_rows, predict_v1
 
 pytestmark = needs_task
 
@@ -47,7 +47,7 @@ def _answer(client, target, proto: str, texts: list[str], request_id: str | None
     if proto == "v1":
         response = client.post(target.v1_predict_path, json_body={"instances": list(texts)})
     else:
-        response = client.post(target.v2_infer_path, json_body=v2_request(list(texts), request_id))
+        response = client.post(target.v2_infer_path, json_body=target.v2_body(list(texts), request_id))
     if response.status_code != 200:
         return response.status_code, None, None
     body = json_body(response)

@@ -35,7 +35,7 @@ def test_v2_missing_inputs_is_400_with_error(client, target, profile):
 @clause("OIP-REST §Tensor Data Types: data must match the declared datatype; INT64 with string data -> 400 {\"error\"}")
 def test_v2_wrong_datatype_is_400_with_error(client, target, profile):
     """An INT64 input carrying strings gets 400 {"error"}."""
-    body = {"inputs": [{"name": "text", "shape": [1], "datatype": "INT64", "data": target.texts(1)}]}
+    body = {"inputs": [{"name": target.input_name, "shape": [1], "datatype": "INT64", "data": target.texts(1)}]}
     response = client.post(target.v2_infer_path, json_body=body)
     expect_client_error(response, profile=profile, divergence="v2-wrong-datatype", what="INT64 input with string data")
     expect_still_healthy(client, target)
@@ -46,7 +46,7 @@ def test_v2_wrong_datatype_is_400_with_error(client, target, profile):
 @clause("OIP-REST §Tensor Data: the element count must equal product(shape); shape [3] with 1 element -> 400 {\"error\"}")
 def test_v2_shape_data_mismatch_is_400_with_error(client, target, profile):
     """An input whose shape says 3 elements but carries 1 gets 400 {"error"}."""
-    body = {"inputs": [{"name": "text", "shape": [3], "datatype": "BYTES", "data": target.texts(1)}]}
+    body = {"inputs": [{"name": target.input_name, "shape": [3], "datatype": "BYTES", "data": target.texts(1)}]}
     response = client.post(target.v2_infer_path, json_body=body)
     expect_client_error(response, profile=profile, divergence="v2-shape-data-mismatch", what="shape [3] with 1 element")
     expect_still_healthy(client, target)
@@ -57,7 +57,7 @@ def test_v2_shape_data_mismatch_is_400_with_error(client, target, profile):
 @clause("OIP-REST §Model Metadata/Inference: unknown model -> error status (KServe: 404) and {\"error\": str}")
 def test_v2_unknown_model_is_404_with_error(client, target, profile):
     """Inference on a model that is not served gets 404 (or 400) {"error"}."""
-    body = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": target.texts(1)}]}
+    body = {"inputs": [{"name": target.input_name, "shape": [1], "datatype": "BYTES", "data": target.texts(1)}]}
     response = client.post("/v2/models/conformance-no-such-model/infer", json_body=body)
     expect_client_error(response, profile=profile, divergence="v2-unknown-model", what="unknown model (V2)",
                         allowed=(404, 400))

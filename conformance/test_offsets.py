@@ -12,7 +12,6 @@ import pytest
 
 from conformance import semantics
 from conformance.checks import clause, json_body, level, needs_task
-from conformance.target import v2_request
 
 pytestmark = needs_task
 OFFSETS_CLAUSE = ("workbench --return_offsets_mapping (KServe HF runtime): offset_mapping INT64 [B,S,2], S = the "
@@ -96,7 +95,7 @@ def test_v2_offset_mapping(client, offsets_target):
     """V2 infer answers output-0 and offset_mapping, one range per token position of output-0."""
     target = offsets_target
     texts = target.texts(3)
-    response = client.post(target.v2_infer_path, json_body=v2_request(texts))
+    response = client.post(target.v2_infer_path, json_body=target.v2_body(texts))
     assert response.status_code == 200, f"infer answered {response.status_code}: {response.text[:200]}"
     body = json_body(response)
     rows = semantics.v2_rows(target.task, target.mode, semantics.find_output(body), len(texts))

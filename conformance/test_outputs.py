@@ -7,7 +7,7 @@ import pytest
 from conformance import semantics
 from conformance.checks import clause, json_body, level, needs_task
 from conformance.golden import compare_case, select_cases
-from conformance.target import infer_v2, predict_v1, v2_request
+from conformance.target import infer_v2, predict_v1
 
 pytestmark = needs_task
 
@@ -34,7 +34,7 @@ def test_outputs_match_golden_expectations(client, target, expectations, proto, 
             rows = predict_v1(client, target, case.inputs)
             problems += compare_case(case, "v1", rows)
         else:
-            response = client.post(target.v2_infer_path, json_body=v2_request(case.inputs))
+            response = client.post(target.v2_infer_path, json_body=target.v2_body(case.inputs))
             assert response.status_code == 200, f"case {case.id}: infer answered {response.status_code}"
             tensor = semantics.find_output(json_body(response))
             rows = semantics.v2_rows(case.task, case.mode, tensor, len(case.inputs))

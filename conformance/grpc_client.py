@@ -50,8 +50,8 @@ def messages() -> SimpleNamespace:
                               for name in sorted(names)})
 
 
-def message(name: str, **fields):
-    return getattr(messages(), name)(**fields)
+def message(type_name: str, **fields):
+    return getattr(messages(), type_name)(**fields)
 
 
 class GrpcClient:

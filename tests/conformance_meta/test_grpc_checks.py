@@ -1,0 +1,122 @@
+"""The OIP gRPC checks (conformance/test_v2_grpc.py): all pass against the built-in server, and each
+gRPC mutant (a small proxy in front of it that breaks one rule) makes the checks of that rule fail.
+
+One built-in server (REST + gRPC, receive limit 4 MiB) serves a tiny sequence classifier for the whole
+module; the mutants are sync `grpc` servers in this process that forward raw bytes to it.
+"""
+
+from __future__ import annotations
+
+from concurrent import futures
+
+import pytest
+
+from tests.conformance_meta.suite_runner import run_suite
+
+grpc = pytest.importorskip("grpc")
+
+from conformance.grpc_client import SERVICE, METHODS, messages  # noqa: E402
+
+LIMIT = 4 * 1024 * 1024
+GRPC_CHECKS = "test_v2_grpc"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from workbench.testsupport.servers import free_port, served
+    from workbench.testsupport.tiny_models import build_tiny_model
+
+    model_dir = build_tiny_model("sequence_classification", tmp_path_factory.mktemp("grpc-checks"))
+    grpc_port = free_port()
+    with served(model_dir, "--grpc_port", str(grpc_port), "--grpc_max_receive_message_length", str(LIMIT)) as url:
+        yield url, f"127.0.0.1:{grpc_port}"
+
+
+def _run(tmp_path, url: str, grpc_address: str, name: str):
+    return run_suite(tmp_path / f"{name}.json", "--endpoint", url, "--grpc-endpoint", grpc_address,
+                     "--task", "sequence_classification", "-k", GRPC_CHECKS, timeout=300)
+
+
+class Mutant:
+    """A gRPC proxy to `backend` whose `answer(rpc, response)` / `error(rpc, code, details)` may break rules."""
+
+    def __init__(self, backend: str, answer=None, error=None):
+        from workbench.testsupport.servers import free_port
+
+        self.channel = grpc.insecure_channel(backend, options=[("grpc.max_send_message_length", -1),
+                                                               ("grpc.max_receive_message_length", -1)])
+        self.answer, self.error = answer, error
+        handlers = {rpc: grpc.unary_unary_rpc_method_handler(self._forwarder(rpc)) for rpc in METHODS}
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
+                                  options=[("grpc.max_receive_message_length", LIMIT)])
+        self.server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, handlers)])
+        port = free_port()
+        self.server.add_insecure_port(f"127.0.0.1:{port}")
+        self.address = f"127.0.0.1:{port}"
+        self.server.start()
+
+    def _forwarder(self, rpc: str):
+        call = self.channel.unary_unary(f"/{SERVICE}/{rpc}")  # bytes in, bytes out
+        response_type = getattr(messages(), METHODS[rpc][1])
+
+        def forward(request: bytes, context):
+            try:
+                answer = call(request, timeout=30)
+            except grpc.RpcError as exc:
+                code, details = exc.code(), exc.details()
+                if self.error is not None:
+                    code, details = self.error(rpc, code, details)
+                context.abort(code, details)
+            if self.answer is None:
+                return answer
+            response = response_type.FromString(answer)
+            self.answer(rpc, response)
+            return response.SerializeToString()
+
+        return forward
+
+    def close(self):
+        self.server.stop(None)
+        self.channel.close()
+
+
+def test_grpc_checks_pass_against_builtin(server, tmp_path):
+    url, address = server
+    run = _run(tmp_path, url, address, "builtin")
+    assert run.report["summary"]["failed"] == 0, run.describe()
+    passed = run.ids_with("pass")
+    assert {"grpc_infer_raw_in_raw_out", "grpc_infer_echoes_id[raw]", "grpc_answers_equal_rest[typed]",
+            "grpc_over_size_limit_resource_exhausted", "grpc_unknown_model_infer_not_found"} <= passed, sorted(passed)
+    assert run.returncode == 0, run.describe()
+
+
+def _wrong_shape_no_id(rpc, response):
+    if rpc == "ModelInfer":
+        response.id = ""
+        response.outputs[0].shape.append(2)  # twice the elements the data holds
+
+
+def _internal_for_bad_input(rpc, code, details):
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return grpc.StatusCode.INTERNAL, f"Exception calling application: {details}"
+    return code, details
+
+
+@pytest.mark.parametrize("name, mutation, killed", [
+    ("wrong-shape-no-id", {"answer": _wrong_shape_no_id},
+     {"grpc_infer_outputs_well_formed[typed]", "grpc_infer_outputs_well_formed[raw]", "grpc_infer_echoes_id[typed]",
+      "grpc_infer_echoes_id[raw]", "grpc_answers_equal_rest[typed]", "grpc_answers_equal_rest[raw]"}),
+    ("internal-for-bad-input", {"error": _internal_for_bad_input},
+     {"grpc_wrong_datatype_invalid_argument", "grpc_shape_data_mismatch_invalid_argument[typed]",
+      "grpc_shape_data_mismatch_invalid_argument[raw]", "grpc_contents_and_raw_invalid_argument"}),
+])
+def test_grpc_mutant_is_caught(server, tmp_path, name, mutation, killed):
+    url, address = server
+    mutant = Mutant(address, **mutation)
+    try:
+        run = _run(tmp_path, url, mutant.address, name)
+    finally:
+        mutant.close()
+    failed = run.ids_with("fail")
+    assert failed == killed, f"{name}: failed {sorted(failed)}, expected {sorted(killed)}\n{run.describe()}"
+    assert run.returncode != 0

@@ -9,6 +9,7 @@ After each error the endpoint must still answer ServerReady and a good ModelInfe
 
 from __future__ import annotations
 
+import contextlib
 import math
 from types import SimpleNamespace
 
@@ -25,15 +26,45 @@ SIZE_MARGIN = 64 * 1024  # the oversized message is the receive limit plus this 
 
 
 @pytest.fixture(scope="session")
-def grpc_target(pytestconfig):
-    """The gRPC endpoint, the model (name, task, texts) and, with --endpoint, its REST side."""
-    address = pytestconfig.getoption("--grpc-endpoint")
-    if not address:
-        pytest.skip("no --grpc-endpoint: the OIP gRPC checks need one")
-    from conformance.client import ConformanceClient
-    from conformance.conftest import request_timeout, target_specs
+def grpc_target(request, pytestconfig):
+    """The gRPC endpoint, the model (name, task, texts) and, with --endpoint, its REST side. Offline (no
+    --endpoint, no --grpc-endpoint, --serve-with builtin): one built-in server with gRPC on, serving the
+    first target's tiny model with the receive limit of --grpc-max-message."""
+    from conformance.conftest import target_specs
 
     spec = target_specs(pytestconfig)[0]
+    address = pytestconfig.getoption("--grpc-endpoint")
+    with contextlib.ExitStack() as stack:
+        if not address:
+            if spec.endpoint is not None or pytestconfig.getoption("--serve-with") != "builtin":
+                pytest.skip("no --grpc-endpoint: the OIP gRPC checks need one (offline, only --serve-with builtin serves gRPC itself)")
+            url, address = stack.enter_context(_builtin_with_grpc(request, pytestconfig, spec))
+            spec = _with_endpoint(spec, url)
+        yield from _grpc_target(pytestconfig, spec, address)
+
+
+@contextlib.contextmanager
+def _builtin_with_grpc(request, pytestconfig, spec):
+    from workbench.tasks import MODE_FLAGS
+    from workbench.testsupport.servers import free_port, served
+
+    model_dir = request.getfixturevalue("tiny_model_dir")(spec.task)
+    port = free_port()
+    with served(model_dir, *MODE_FLAGS[spec.mode], "--grpc_port", str(port), "--grpc_max_receive_message_length",
+                str(pytestconfig.getoption("--grpc-max-message")), model_name=spec.model_name) as url:
+        yield url, f"127.0.0.1:{port}"
+
+
+def _with_endpoint(spec, url):
+    from dataclasses import replace
+
+    return replace(spec, endpoint=url)
+
+
+def _grpc_target(pytestconfig, spec, address):
+    from conformance.client import ConformanceClient
+    from conformance.conftest import request_timeout
+
     timeout = request_timeout(pytestconfig)
     client = GrpcClient(address, timeout=timeout)
     input_name = spec.input_name

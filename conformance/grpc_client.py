@@ -165,6 +165,15 @@ def output_values(response, index: int) -> list:
     return values
 
 
+def unreachable_reason(exc) -> str:
+    """"connection refused", "timed out", ... from a failed call (gRPC's details carry every address tried)."""
+    details = exc.details() or ""
+    if exc.code().name == "DEADLINE_EXCEEDED":
+        return "timed out (DEADLINE_EXCEEDED)"
+    last = details.rsplit(": ", 1)[-1].strip() if "Failed to connect" in details or "DNS" in details else details
+    return f"{last[:1].lower() + last[1:]} ({exc.code().name})" if last else exc.code().name
+
+
 def probe(address: str, model_name: str, timeout: float = 10.0) -> str | None:
     """None when `address` answers ServerLive and serves `model_name`; otherwise the one line to stop with."""
     import grpc
@@ -174,7 +183,7 @@ def probe(address: str, model_name: str, timeout: float = 10.0) -> str | None:
         try:
             client.call("ServerLive")
         except grpc.RpcError as exc:
-            return f"cannot reach gRPC endpoint {address} (--grpc-endpoint): {exc.code().name}: {exc.details()}"
+            return f"cannot reach gRPC endpoint {address} (--grpc-endpoint): {unreachable_reason(exc)}"
         try:
             client.call("ModelMetadata", message("ModelMetadataRequest", name=model_name))
         except grpc.RpcError as exc:

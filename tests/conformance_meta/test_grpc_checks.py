@@ -120,3 +120,21 @@ def test_grpc_mutant_is_caught(server, tmp_path, name, mutation, killed):
     failed = run.ids_with("fail")
     assert failed == killed, f"{name}: failed {sorted(failed)}, expected {sorted(killed)}\n{run.describe()}"
     assert run.returncode != 0
+
+
+def test_unreachable_grpc_endpoint_stops_the_suite_in_a_line(server, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conformance_meta.suite_runner import CONFORMANCE_DIR, REPO_ROOT
+    from workbench.testsupport.servers import free_port
+
+    url, _ = server
+    address = f"127.0.0.1:{free_port()}"
+    done = subprocess.run([sys.executable, "-m", "pytest", str(CONFORMANCE_DIR), "-q", "-p", "no:cacheprovider",
+                           "--endpoint", url, "--grpc-endpoint", address, "--task", "sequence_classification"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    output = (done.stdout + done.stderr).strip()
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, output
+    assert len(output.splitlines()) <= 3, output
+    assert f"cannot reach gRPC endpoint {address} (--grpc-endpoint): connection refused (UNAVAILABLE)" in output

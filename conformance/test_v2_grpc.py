@@ -343,4 +343,5 @@ def test_grpc_over_size_limit_resource_exhausted(grpc_target):
     request = infer_request(model.model_name, model.texts(1), input_name=model.input_name)
     request.parameters["conformance_padding"].string_param = "x" * (grpc_target.max_message + SIZE_MARGIN)
     _expect_status(grpc_target, "ModelInfer", request, "RESOURCE_EXHAUSTED",
-                   f"a message of {request.ByteSize()} bytes (limit {grpc_target.max_message})")
+                   f"a message of {request.ByteSize()} bytes (limit {grpc_target.max_message}; a server with "
+                   f"a higher receive limit: pass it as --grpc-max-message)")

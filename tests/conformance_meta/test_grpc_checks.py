@@ -96,6 +96,11 @@ def _wrong_shape_no_id(rpc, response):
         response.outputs[0].shape.append(2)  # twice the elements the data holds
 
 
+def _raw_dropped(rpc, response):
+    if rpc == "ModelInfer":
+        del response.raw_output_contents[:]  # a raw request answered with no data at all
+
+
 def _internal_for_bad_input(rpc, code, details):
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         return grpc.StatusCode.INTERNAL, f"Exception calling application: {details}"
@@ -106,6 +111,8 @@ def _internal_for_bad_input(rpc, code, details):
     ("wrong-shape-no-id", {"answer": _wrong_shape_no_id},
      {"grpc_infer_outputs_well_formed[typed]", "grpc_infer_outputs_well_formed[raw]", "grpc_infer_echoes_id[typed]",
       "grpc_infer_echoes_id[raw]", "grpc_answers_equal_rest[typed]", "grpc_answers_equal_rest[raw]"}),
+    ("raw-dropped", {"answer": _raw_dropped},
+     {"grpc_infer_raw_in_raw_out", "grpc_infer_outputs_well_formed[raw]", "grpc_answers_equal_rest[raw]"}),
     ("internal-for-bad-input", {"error": _internal_for_bad_input},
      {"grpc_wrong_datatype_invalid_argument", "grpc_shape_data_mismatch_invalid_argument[typed]",
       "grpc_shape_data_mismatch_invalid_argument[raw]", "grpc_contents_and_raw_invalid_argument"}),

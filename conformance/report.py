@@ -65,7 +65,7 @@ def _own_param_id(callspec) -> str:
 
 def target_id(item: pytest.Item) -> str:
     spec = getattr(getattr(item, "callspec", None), "params", {}).get("target")
-    return getattr(spec, "id", "")
+    return getattr(spec, "id", "") or getattr(item, "conformance_target", "")  # the latter: gRPC checks
 
 
 def _reason(report: pytest.TestReport) -> str:

@@ -37,7 +37,8 @@ def grpc_target(request, pytestconfig):
     with contextlib.ExitStack() as stack:
         if not address:
             if spec.endpoint is not None or pytestconfig.getoption("--serve-with") != "builtin":
-                pytest.skip("no --grpc-endpoint: the OIP gRPC checks need one (offline, only --serve-with builtin serves gRPC itself)")
+                pytest.skip("no --grpc-endpoint: the OIP gRPC checks need one "
+                            "(offline, only --serve-with builtin serves gRPC itself)")
             url, address = stack.enter_context(_builtin_with_grpc(request, pytestconfig, spec))
             spec = _with_endpoint(spec, url)
         yield from _grpc_target(pytestconfig, spec, address)
@@ -86,6 +87,11 @@ def _grpc_target(pytestconfig, spec, address):
     client.close()
     if rest is not None:
         rest.close()
+
+
+@pytest.fixture(autouse=True)
+def _report_target(request, grpc_target):
+    request.node.conformance_target = f"grpc {grpc_target.address}"  # the report's target column
 
 
 def _code(exc) -> str:
@@ -165,18 +171,21 @@ def _expect_still_serving(grpc_target, after: str) -> None:
 @level("protocol")
 @clause("OIP-gRPC §Health: ServerLive -> ServerLiveResponse{live: true} when the server can receive and respond")
 def test_grpc_server_live(grpc_target):
+    """ServerLive answers live=true."""
     assert _call(grpc_target, "ServerLive").live is True, "ServerLive answered live=false"
 
 
 @level("protocol")
 @clause("OIP-gRPC §Health: ServerReady -> ServerReadyResponse{ready: true} when all models are ready")
 def test_grpc_server_ready(grpc_target):
+    """ServerReady answers ready=true."""
     assert _call(grpc_target, "ServerReady").ready is True, "ServerReady answered ready=false"
 
 
 @level("protocol")
 @clause("OIP-gRPC §Health: ModelReady{name} -> ModelReadyResponse{ready: true} for a model ready for inferencing")
 def test_grpc_model_ready(grpc_target):
+    """ModelReady of the served model answers ready=true."""
     response = _call(grpc_target, "ModelReady", message("ModelReadyRequest", name=grpc_target.model.model_name))
     assert response.ready is True, "ModelReady answered ready=false"
 
@@ -184,6 +193,7 @@ def test_grpc_model_ready(grpc_target):
 @level("protocol")
 @clause("OIP-gRPC §Server Metadata: ServerMetadataResponse{name, version, extensions}")
 def test_grpc_server_metadata(grpc_target):
+    """ServerMetadata gives a name and a version."""
     response = _call(grpc_target, "ServerMetadata")
     assert response.name, "ServerMetadata: empty name"
     assert response.version, "ServerMetadata: empty version"
@@ -193,6 +203,7 @@ def test_grpc_server_metadata(grpc_target):
 @clause("OIP-gRPC §Model Metadata: ModelMetadataResponse{name, platform, inputs, outputs} (TensorMetadata: "
         "name, datatype, shape; -1 = variable)")
 def test_grpc_model_metadata(grpc_target):
+    """ModelMetadata names the model and describes its input and output tensors."""
     model = grpc_target.model
     response = _call(grpc_target, "ModelMetadata", message("ModelMetadataRequest", name=model.model_name))
     assert response.name == model.model_name, f"name {response.name!r} != {model.model_name!r}"
@@ -211,6 +222,7 @@ def test_grpc_model_metadata(grpc_target):
 @clause("OIP-gRPC §Inference: ModelInfer with typed contents (InferTensorContents.bytes_contents) -> "
         "ModelInferResponse{model_name, outputs}")
 def test_grpc_infer_typed_bytes(grpc_target):
+    """ModelInfer with bytes_contents answers the model's name and outputs."""
     response = _infer(grpc_target)
     assert response.model_name == grpc_target.model.model_name, \
         f"model_name {response.model_name!r} != {grpc_target.model.model_name!r}"
@@ -222,6 +234,7 @@ def test_grpc_infer_typed_bytes(grpc_target):
         "(contents of the datatype's field, or raw_output_contents) whose element count is the product of shape")
 @pytest.mark.parametrize("form", ["typed", "raw"])
 def test_grpc_infer_outputs_well_formed(grpc_target, form):
+    """Every output has a name, an OIP datatype, a shape and as many elements as the shape says."""
     response = _infer(grpc_target, raw=form == "raw")
     for index in range(len(response.outputs)):
         _values(response, index)
@@ -232,6 +245,7 @@ def test_grpc_infer_outputs_well_formed(grpc_target, form):
 @clause("OIP-gRPC §Inference: ModelInferRequest.raw_input_contents (BYTES: 4-byte little-endian length, then "
         "the bytes, per element) is accepted in place of contents")
 def test_grpc_infer_raw_input_accepted(grpc_target):
+    """ModelInfer with raw_input_contents is answered with outputs."""
     response = _infer(grpc_target, raw=True)
     assert len(response.outputs) > 0, "ModelInfer (raw input) answered no outputs"
 
@@ -240,6 +254,7 @@ def test_grpc_infer_raw_input_accepted(grpc_target):
 @clause("OIP-gRPC §Inference: raw in -> raw out; KServe (and Triton) answer a raw_input_contents request in "
         "raw_output_contents, one buffer per output")
 def test_grpc_infer_raw_in_raw_out(grpc_target):
+    """A raw request is answered in raw_output_contents, one buffer per output."""
     response = _infer(grpc_target, raw=True)
     assert len(response.raw_output_contents) == len(response.outputs), \
         f"raw request: {len(response.raw_output_contents)} raw_output_contents for {len(response.outputs)} outputs"
@@ -249,6 +264,7 @@ def test_grpc_infer_raw_in_raw_out(grpc_target):
 @clause("OIP-gRPC §Inference: ModelInferResponse.id is the id of the inference request if one was specified")
 @pytest.mark.parametrize("form", ["typed", "raw"])
 def test_grpc_infer_echoes_id(grpc_target, form):
+    """The request's id comes back unchanged."""
     request_id = new_request_id()
     response = _infer(grpc_target, raw=form == "raw", request_id=request_id)
     assert response.id == request_id, f"sent id {request_id!r}, response id {response.id!r}"
@@ -264,6 +280,7 @@ def _same(a, b) -> bool:
 @clause("OIP-gRPC §GRPC: the gRPC API is the HTTP/REST API's; the same request answers the same outputs over both")
 @pytest.mark.parametrize("form", ["typed", "raw"])
 def test_grpc_answers_equal_rest(grpc_target, form):
+    """gRPC and REST answer the same request with the same outputs."""
     if grpc_target.rest is None:
         pytest.skip("needs --endpoint too to compare the gRPC answer with the REST one")
     model = grpc_target.model
@@ -278,13 +295,17 @@ def test_grpc_answers_equal_rest(grpc_target, form):
     assert sorted(grpc_names) == sorted(rest_outputs), f"outputs: gRPC {grpc_names}, REST {sorted(rest_outputs)}"
     for index, tensor in enumerate(response.outputs):
         rest = rest_outputs[tensor.name]
-        assert tensor.datatype == rest["datatype"], f"{tensor.name}: datatype gRPC {tensor.datatype}, REST {rest['datatype']}"
-        assert list(tensor.shape) == list(rest["shape"]), f"{tensor.name}: shape gRPC {list(tensor.shape)}, REST {rest['shape']}"
+        assert tensor.datatype == rest["datatype"], \
+            f"{tensor.name}: datatype gRPC {tensor.datatype}, REST {rest['datatype']}"
+        assert list(tensor.shape) == list(rest["shape"]), \
+            f"{tensor.name}: shape gRPC {list(tensor.shape)}, REST {rest['shape']}"
         values, expected = _values(response, index), semantics.flatten(rest["data"])
         differ = [i for i, (a, b) in enumerate(zip(values, expected)) if not _same(a, b)]
+        first = differ[0] if differ else None
         assert len(values) == len(expected) and not differ, \
-            f"{tensor.name}: gRPC and REST data differ (first at element {differ[:1]}: gRPC " \
-            f"{values[differ[0]] if differ else values[:3]!r}, REST {expected[differ[0]] if differ else expected[:3]!r})"
+            f"{tensor.name}: gRPC and REST data differ ({len(values)} vs {len(expected)} elements; first difference " \
+            f"at {first}: gRPC {values[first] if differ else values[:3]!r}, " \
+            f"REST {expected[first] if differ else expected[:3]!r})"
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -292,6 +313,7 @@ def test_grpc_answers_equal_rest(grpc_target, form):
 @level("protocol")
 @clause("OIP-gRPC §Inference: a tensor whose datatype the model does not take is refused with INVALID_ARGUMENT")
 def test_grpc_wrong_datatype_invalid_argument(grpc_target):
+    """An INT64 text input is refused with INVALID_ARGUMENT; the endpoint keeps serving."""
     model = grpc_target.model
     request = message("ModelInferRequest", model_name=model.model_name)
     request.inputs.add(name=model.input_name, datatype="INT64", shape=[2]).contents.int64_contents.extend([1, 2])
@@ -302,6 +324,7 @@ def test_grpc_wrong_datatype_invalid_argument(grpc_target):
 @clause("OIP-gRPC §Inference: contents whose element count is not the product of shape -> INVALID_ARGUMENT")
 @pytest.mark.parametrize("form", ["typed", "raw"])
 def test_grpc_shape_data_mismatch_invalid_argument(grpc_target, form):
+    """Shape [3] with two elements is refused with INVALID_ARGUMENT; the endpoint keeps serving."""
     model = grpc_target.model
     request = infer_request(model.model_name, model.texts(2), input_name=model.input_name, raw=form == "raw")
     request.inputs[0].shape[:] = [3]
@@ -311,6 +334,7 @@ def test_grpc_shape_data_mismatch_invalid_argument(grpc_target, form):
 @level("protocol")
 @clause("OIP-gRPC §Inference: raw_input_contents is used instead of contents; a request with both -> INVALID_ARGUMENT")
 def test_grpc_contents_and_raw_invalid_argument(grpc_target):
+    """Both contents and raw_input_contents is refused with INVALID_ARGUMENT; the endpoint keeps serving."""
     model = grpc_target.model
     texts = model.texts(1)
     request = infer_request(model.model_name, texts, input_name=model.input_name)
@@ -321,6 +345,7 @@ def test_grpc_contents_and_raw_invalid_argument(grpc_target):
 @level("protocol")
 @clause("OIP-gRPC §Inference: ModelInfer for a model the server does not have -> NOT_FOUND")
 def test_grpc_unknown_model_infer_not_found(grpc_target):
+    """ModelInfer of an unknown model answers NOT_FOUND; the endpoint keeps serving."""
     request = infer_request("conformance-no-such-model", grpc_target.model.texts(1),
                             input_name=grpc_target.model.input_name)
     _expect_status(grpc_target, "ModelInfer", request, "NOT_FOUND", "ModelInfer of an unknown model")
@@ -329,6 +354,7 @@ def test_grpc_unknown_model_infer_not_found(grpc_target):
 @level("protocol")
 @clause("OIP-gRPC §Model Metadata: ModelMetadata for a model the server does not have -> NOT_FOUND")
 def test_grpc_unknown_model_metadata_not_found(grpc_target):
+    """ModelMetadata of an unknown model answers NOT_FOUND; the endpoint keeps serving."""
     request = message("ModelMetadataRequest", name="conformance-no-such-model")
     _expect_status(grpc_target, "ModelMetadata", request, "NOT_FOUND", "ModelMetadata of an unknown model")
 

@@ -89,11 +89,6 @@ def _grpc_target(pytestconfig, spec, address):
         rest.close()
 
 
-@pytest.fixture(autouse=True)
-def _report_target(request, grpc_target):
-    request.node.conformance_target = f"grpc {grpc_target.address}"  # the report's target column
-
-
 def _code(exc) -> str:
     return exc.code().name if hasattr(exc, "code") else type(exc).__name__
 

@@ -145,3 +145,37 @@ def test_unreachable_grpc_endpoint_stops_the_suite_in_a_line(server, tmp_path):
     assert done.returncode == pytest.ExitCode.USAGE_ERROR, output
     assert len(output.splitlines()) <= 3, output
     assert f"cannot reach gRPC endpoint {address} (--grpc-endpoint): connection refused (UNAVAILABLE)" in output
+
+
+# What KServe 0.21's huggingfaceserver answers over gRPC (measured; opt-in, it takes a minute):
+# every ModelInfer of text is INTERNAL (the servicer hands the model BYTES as numpy `bytes`, which the
+# tokenizer refuses), and so are a wrong datatype and a shape/data mismatch (a numpy reshape error).
+KSERVE_RUNTIME_GRPC_FAILURES = {
+    "grpc_infer_typed_bytes", "grpc_infer_outputs_well_formed[typed]", "grpc_infer_outputs_well_formed[raw]",
+    "grpc_infer_raw_input_accepted", "grpc_infer_raw_in_raw_out", "grpc_infer_echoes_id[typed]",
+    "grpc_infer_echoes_id[raw]", "grpc_answers_equal_rest[typed]", "grpc_answers_equal_rest[raw]",
+    "grpc_wrong_datatype_invalid_argument", "grpc_shape_data_mismatch_invalid_argument[typed]",
+    "grpc_shape_data_mismatch_invalid_argument[raw]",
+}
+
+
+def test_grpc_checks_against_kserve_runtime(tmp_path):
+    """WORKBENCH_KSERVE_GRPC=1: under --profile kserve, KServe's real runtime fails exactly the checks above
+    (its receive limit is 8 MiB)."""
+    import os
+
+    from workbench.testsupport.kserve_runtime import missing_reason, served_runtime_with_grpc
+    from workbench.testsupport.tiny_models import build_tiny_model
+
+    if os.environ.get("WORKBENCH_KSERVE_GRPC") != "1":
+        pytest.skip("opt-in (a minute): WORKBENCH_KSERVE_GRPC=1")
+    if missing_reason() is not None:
+        pytest.skip(missing_reason())
+    model_dir = build_tiny_model("sequence_classification", tmp_path / "model")
+    with served_runtime_with_grpc(model_dir) as (url, address):
+        run = run_suite(tmp_path / "kserve-grpc.json", "--endpoint", url, "--grpc-endpoint", address,
+                        "--task", "sequence_classification", "--grpc-max-message", "8388608", "-k", GRPC_CHECKS,
+                        "--profile", "kserve", timeout=300)
+    assert run.ids_with("fail") == KSERVE_RUNTIME_GRPC_FAILURES, run.describe()
+    # empty metadata tensors: REST's known kserve divergence (v2-model-metadata-tensors), judged by its REST probe
+    assert run.ids_with("known-divergence") == {"grpc_model_metadata"}, run.describe()

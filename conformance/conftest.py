@@ -72,6 +72,11 @@ def pytest_addoption(parser, pluginmanager):
                          "KServe's ModelServer hosting a plain custom model (kserve: "
                          "workbench.testsupport.kserve_modelserver) or with KServe's real huggingfaceserver "
                          "(kserve-runtime: installed in a venv of its own, see workbench.testsupport.kserve_runtime)")
+    group.addoption("--grpc-endpoint", default=None, metavar="HOST:PORT",
+                    help="also check this OIP V2 gRPC endpoint (conformance/test_v2_grpc.py; skipped without it)")
+    group.addoption("--grpc-max-message", default=4 * 1024 * 1024, type=int, metavar="BYTES",
+                    help="the gRPC endpoint's receive limit; a message slightly above it must be refused with "
+                         "RESOURCE_EXHAUSTED (default: 4194304, gRPC's default)")
 
 
 def pytest_configure(config):
@@ -158,6 +163,13 @@ def pytest_sessionstart(session):
     specs = target_specs(session.config)  # resolve --isvc once, before collection; exits with a clear message on failure
     if not session.config.option.collectonly:
         preflight_endpoints(session.config, specs)
+        grpc_endpoint = session.config.getoption("--grpc-endpoint")
+        if grpc_endpoint:
+            from conformance.grpc_client import probe as grpc_probe
+
+            problem = grpc_probe(grpc_endpoint, specs[0].model_name, timeout=min(10.0, request_timeout(session.config)))
+            if problem:
+                stop(session.config, problem)
 
 
 def stop(config, reason: str) -> None:

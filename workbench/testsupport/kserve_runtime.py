@@ -58,3 +58,17 @@ def served_runtime(model_dir: str | Path, *flags: str, model_name: str = "model"
     env = {"PYTHONPATH": "", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     with served_command(command, port, timeout=timeout, env=env) as url:
         yield url
+
+
+@contextlib.contextmanager
+def served_runtime_with_grpc(model_dir: str | Path, *flags: str, model_name: str = "model",
+                             timeout: float = 180.0) -> Iterator[tuple[str, str]]:
+    """Like served_runtime, and yield (REST base URL, gRPC "127.0.0.1:PORT") for the gRPC checks."""
+    python = runtime_python()
+    if python is None:
+        raise RuntimeError(missing_reason())
+    port, grpc_port = free_port(), free_port()
+    command = runtime_command(python, model_dir, model_name, port, grpc_port, tuple(flags))
+    env = {"PYTHONPATH": "", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    with served_command(command, port, timeout=timeout, env=env) as url:
+        yield url, f"127.0.0.1:{grpc_port}"

@@ -33,3 +33,13 @@ def test_json_and_plot_written(tmp_path):
     assert json.loads(write_json(report, tmp_path / "a" / "r.json").read_text()) == report
     plot = write_plot(report, tmp_path / "b" / "p.png")  # a level without latency must not break the plot
     assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_padding_efficiency_comes_from_the_servers_token_counters():
+    from workbench.bench.measure import padding_efficiency, token_totals
+
+    text = "# HELP x\nworkbench_real_tokens_total 300.0\nworkbench_computed_tokens_total 400.0\nother 1\n"
+    assert token_totals(text) == (300.0, 400.0)
+    assert token_totals("kserve_metric 1\n") is None
+    assert padding_efficiency((100.0, 100.0), (300.0, 400.0)) == round(200 / 300, 4)
+    assert padding_efficiency(None, (1.0, 2.0)) is None and padding_efficiency((1.0, 2.0), (1.0, 2.0)) is None

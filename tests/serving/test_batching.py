@@ -42,3 +42,24 @@ def test_a_text_longer_than_the_budget_gets_a_batch_of_its_own():
 
 def test_batch_size_one_runs_every_text_alone():
     assert plan_batches([3, 3, 3], max_batch_tokens=10_000, max_batch_size=1) == [[0], [1], [2]]
+
+
+def metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def test_metrics_report_padding_efficiency(server, http):
+    """/metrics says what share of the computed tokens were real: below 1 for a padded batch of texts of
+    different lengths, and the counters add up to it."""
+    import httpx
+
+    url = server("token_classification", "--disable_packing")
+    texts = ["Hello", "My name is Wolfgang and I live in Berlin and work for a company based in New York"]
+    assert http.post(f"{url}/v1/models/model:predict", json={"instances": texts}).status_code == 200
+    text = httpx.get(f"{url}/metrics").text
+    real, computed = metric(text, "workbench_real_tokens_total"), metric(text, "workbench_computed_tokens_total")
+    assert 0 < real < computed
+    assert abs(metric(text, "workbench_padding_efficiency") - real / computed) < 1e-9

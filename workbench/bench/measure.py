@@ -13,6 +13,37 @@ from workbench.bench.workload import build_payloads, count_words, load_texts, to
 WORDS = "words and punctuation (counted client side)"
 
 
+def token_totals(metrics_text: str) -> tuple[float, float] | None:
+    """(real, computed) token counters from a workbench server's /metrics text; None when absent."""
+    found: dict[str, float] = {}
+    for line in metrics_text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("workbench_real_tokens_total", "workbench_computed_tokens_total"):
+            found[name] = float(value)
+    if len(found) < 2:
+        return None
+    return found["workbench_real_tokens_total"], found["workbench_computed_tokens_total"]
+
+
+def scrape_tokens(base_url: str, host_header: str | None = None) -> tuple[float, float] | None:
+    """The server's token counters, when it exports ours (other servers: None)."""
+    import httpx
+
+    try:
+        response = httpx.get(base_url.rstrip("/") + "/metrics", timeout=5.0,
+                             headers={"Host": host_header} if host_header else None)
+    except httpx.HTTPError:
+        return None
+    return token_totals(response.text) if response.status_code == 200 else None
+
+
+def padding_efficiency(before: tuple[float, float] | None, after: tuple[float, float] | None) -> float | None:
+    """Real / computed tokens of what ran between two scrapes (warm-up included)."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return round((after[0] - before[0]) / (after[1] - before[1]), 4)
+
+
 def load_average() -> list[float] | None:
     try:
         return [round(x, 2) for x in os.getloadavg()]
@@ -52,8 +83,10 @@ def measure(endpoint: str, model_name: str, protocol: str, concurrencies: Sequen
     if on_start is not None:
         on_start(report)
     for concurrency in concurrencies:
+        before = scrape_tokens(endpoint, host_header)
         level = run_level(target, payloads, concurrency, requests=requests, duration_s=duration_s,
                           warmup=warmup, progress=progress)
+        level["padding_efficiency"] = padding_efficiency(before, scrape_tokens(endpoint, host_header))
         report["levels"].append(level)
         if on_level is not None:
             on_level(level)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-COLUMNS = ("concurrency", "req/s", "texts/s", "tokens/s", "p50 ms", "p90 ms", "p99 ms", "ok", "errors")
+COLUMNS = ("concurrency", "req/s", "texts/s", "tokens/s", "p50 ms", "p90 ms", "p99 ms", "padding eff", "ok", "errors")
 
 
 def _number(value: float | None, digits: int = 1) -> str:
@@ -21,7 +21,8 @@ def level_row(level: dict) -> list[str]:
     latency = level["latency_ms"]
     return [str(level["concurrency"]), _number(level["requests_per_s"]), _number(level["texts_per_s"]),
             _number(level["tokens_per_s"], 0), _number(latency["p50"]), _number(latency["p90"]),
-            _number(latency["p99"]), f"{level['ok']}/{level['requests']}", format_errors(level["errors"])]
+            _number(latency["p99"]), _number(level.get("padding_efficiency"), 3),
+            f"{level['ok']}/{level['requests']}", format_errors(level["errors"])]
 
 
 def format_header(report: dict) -> str:
@@ -31,7 +32,8 @@ def format_header(report: dict) -> str:
         f"endpoint {report['endpoint']}  model {report['model_name']}  protocol {report['protocol']}",
         f"{report['batch']} text(s) per request, {bound} per level after {report['warmup']} warm-up, "
         f"texts: {report['texts']['source']} ({report['texts']['count']})",
-        f"tokens/s counts {report['token_count']}",
+        f"tokens/s counts {report['token_count']}; padding eff = the server's real / computed tokens "
+        "(its /metrics; - where it exports none)",
     ]
     if report.get("load_average"):
         lines.append("client machine load average at start: " + " ".join(f"{x:.2f}" for x in report["load_average"]))
@@ -39,7 +41,7 @@ def format_header(report: dict) -> str:
 
 
 # Fixed widths so that rows can be printed one by one as levels finish.
-WIDTHS = (11, 9, 9, 10, 9, 9, 9, 11)
+WIDTHS = (11, 9, 9, 10, 9, 9, 9, 11, 11)
 
 
 def _line(row: Sequence[str]) -> str:

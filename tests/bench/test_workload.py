@@ -74,3 +74,15 @@ def test_token_counter_can_be_a_real_tokenizer(tiny_models):
 ])
 def test_answer_check(protocol, status, body, expected):
     assert answer_error(protocol, status, body) == expected
+
+
+def test_a_conll_file_gives_one_text_per_sentence(tmp_path):
+    from workbench.bench.workload import load_texts
+
+    conll = tmp_path / "valid.txt"
+    conll.write_text("-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter NNP B-NP B-PER\n"
+                     "Blackburn NNP I-NP I-PER\n")
+    assert load_texts(conll) == ["EU rejects", "Peter Blackburn"]
+    plain = tmp_path / "texts.txt"
+    plain.write_text("Hello world\n\nSecond line here\n")
+    assert load_texts(plain) == ["Hello world", "Second line here"]

@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     bound = parser.add_mutually_exclusive_group()
     bound.add_argument("--requests", type=positive_int, help="requests per level (default 200)")
     bound.add_argument("--duration", type=float, help="seconds per level, instead of --requests")
-    parser.add_argument("--texts", help="file with one text per line (default: built-in CoNLL-style sample)")
+    parser.add_argument("--texts", help="file with one text per line, or a CoNLL file (one text per sentence, e.g. "
+                        "CoNLL-2003 valid.txt) (default: built-in CoNLL-style sample)")
     parser.add_argument("--batch", type=positive_int, default=1, help="texts per request (default 1)")
     parser.add_argument("--warmup", type=int, default=10, help="unmeasured requests before each level (default 10)")
     parser.add_argument("--host-header", help="Host header to send, e.g. a KServe InferenceService's host name")

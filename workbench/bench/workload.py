@@ -55,14 +55,32 @@ SAMPLE_TEXTS: tuple[str, ...] = (
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
+_TAG = re.compile(r"^(O|[BIES]-\S+)$")
+
+
+def looks_like_conll(lines: Sequence[str]) -> bool:
+    """A CoNLL file (one token per line, the tag last, e.g. CoNLL-2003's train.txt/valid.txt)."""
+    sample = [line.split() for line in lines if line.strip()][:20]
+    return bool(sample) and all(len(fields) >= 2 and (fields[0] == "-DOCSTART-" or _TAG.match(fields[-1]))
+                                for fields in sample)
+
+
 def load_texts(path: str | Path | None) -> list[str]:
-    """Texts from `path` (one per line, blank lines skipped), or the built-in sample when `path` is None."""
+    """Texts from `path`, or the built-in sample when `path` is None. A plain file gives one text per line
+    (blank lines skipped); a CoNLL file (e.g. CoNLL-2003 valid.txt) gives one text per sentence, its tokens
+    joined by spaces, in file order."""
     if path is None:
         return list(SAMPLE_TEXTS)
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"texts file not found: {file}")
-    texts = [line.strip() for line in file.read_text(encoding="utf-8").splitlines()]
+    lines = file.read_text(encoding="utf-8").splitlines()
+    if looks_like_conll(lines):
+        from workbench.ner.conll import read_sentences
+
+        texts = [" ".join(sentence.tokens) for sentence in read_sentences(file)[0]]
+    else:
+        texts = [line.strip() for line in lines]
     texts = [text for text in texts if text]
     if not texts:
         raise ValueError(f"texts file {file} has no non-blank lines")

@@ -62,12 +62,15 @@ def test_probabilities_and_logits_are_mutually_exclusive():
         parse_serve_args(["--return_probabilities", "--return_raw_logits"])
 
 
-def test_dtype_auto_is_fp32_on_a_cpu_without_amx_and_bf16_when_asked():
+def test_dtype_auto_is_fp32_on_any_cpu_native_takes_bf16_where_native_and_bf16_when_asked():
     import torch
 
     zen4 = {"avx2", "avx512f", "avx512_bf16"}
+    amx = zen4 | {"amx_bf16", "amx_tile"}
     assert pick_dtype("auto", torch.device("cpu"), zen4, "AVX512") == torch.float32
-    assert pick_dtype("auto", torch.device("cpu"), zen4 | {"amx_bf16", "amx_tile"}, "AVX512") == torch.bfloat16
+    assert pick_dtype("auto", torch.device("cpu"), amx, "AVX512") == torch.float32  # KServe's answers
+    assert pick_dtype("native", torch.device("cpu"), amx, "AVX512") == torch.bfloat16
+    assert pick_dtype("native", torch.device("cpu"), {"avx2"}, "AVX2") == torch.float32
     assert pick_dtype("auto", torch.device("cuda")) == torch.float16
     assert pick_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
 

@@ -145,47 +145,28 @@ def serve_locally(server: str, model_dir: str | Path, model_name: str, mode: str
 
 
 class LocalServers:
-    """The servers of an offline run, started one ahead: while one target's checks run, the next target's
-    server is already starting (server start-up is the slow part). At most two run at a time."""
+    """The servers of an offline run, started one ahead (workbench.testsupport.servers.ServersAhead): while one
+    target's checks run, the next target's server is already starting (server start-up is the slow part)."""
 
     def __init__(self, server: str, specs: list, model_dir_for, timeout: float = 120.0):
-        from concurrent.futures import ThreadPoolExecutor
+        from workbench.testsupport.servers import ServersAhead
 
         self.server = server
-        self.specs = [spec for spec in specs if spec.endpoint is None]
-        self.model_dir_for = model_dir_for  # called in the main thread only
         self.timeout = timeout
-        self.pending: dict[str, Any] = {}
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conformance-server")
+        self.model_dir_for = model_dir_for  # called in the main thread only (the start thread only reads)
+        specs = [spec for spec in specs if spec.endpoint is None]
+        self.model_dirs = {spec.task: model_dir_for(spec.task) for spec in specs}
+        self.ahead = ServersAhead(specs, self._start)
 
-    def _start(self, spec, model_dir: str):
-        manager = serve_locally(self.server, model_dir, spec.model_name, spec.mode, self.timeout)
-        return manager, manager.__enter__()
-
-    def _submit(self, spec):
-        if spec.id not in self.pending:
-            self.pending[spec.id] = self.pool.submit(self._start, spec, self.model_dir_for(spec.task))
+    def _start(self, spec):
+        return serve_locally(self.server, self.model_dirs[spec.task], spec.model_name, spec.mode, self.timeout)
 
     @contextlib.contextmanager
     def serving(self, spec) -> Iterator[str]:
         """Yield the URL of `spec`'s server (started now or already starting); start the next one meanwhile."""
-        self._submit(spec)
-        future = self.pending.pop(spec.id)
-        ids = [s.id for s in self.specs]
-        if spec.id in ids and ids.index(spec.id) + 1 < len(ids):
-            self._submit(self.specs[ids.index(spec.id) + 1])
-        manager, url = future.result()
-        try:
-            yield url
-        finally:
-            manager.__exit__(None, None, None)
+        if spec.task not in self.model_dirs:
+            self.model_dirs[spec.task] = self.model_dir_for(spec.task)
+        yield self.ahead.get(spec)
 
     def close(self) -> None:
-        for future in self.pending.values():
-            try:
-                manager, _ = future.result()
-                manager.__exit__(None, None, None)
-            except Exception:  # a server that never started has nothing to stop
-                pass
-        self.pending.clear()
-        self.pool.shutdown(wait=True)
+        self.ahead.close()

@@ -4,10 +4,9 @@ the checks that meet a `kserve` entry of conformance.profiles.DIVERGENCES; under
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
+from tests.foreign_servers import require
 from tests.conformance_meta.suite_runner import run_suite
 from workbench.testsupport.kserve_runtime import missing_reason
 
@@ -29,11 +28,7 @@ ALL_DIVERGENT = set().union(*DIVERGENT_CHECKS.values())
 
 @pytest.fixture(scope="module", autouse=True)
 def runtime_installed():
-    reason = missing_reason()
-    if reason is not None:
-        if os.environ.get("WORKBENCH_REQUIRE_KSERVE_RUNTIME") == "1":
-            pytest.fail(f"WORKBENCH_REQUIRE_KSERVE_RUNTIME=1 but {reason}", pytrace=False)
-        pytest.skip(reason)
+    require(missing_reason(), "WORKBENCH_REQUIRE_KSERVE_RUNTIME")
 
 
 def test_the_divergent_checks_cover_every_kserve_divergence():

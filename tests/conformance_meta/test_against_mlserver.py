@@ -4,10 +4,9 @@ they must run (preflight finds the declared input name) and fail only where MLSe
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
+from tests.foreign_servers import require
 from tests.conformance_meta.suite_runner import run_suite
 from workbench.testsupport.mlserver_runtime import missing_reason
 
@@ -20,11 +19,7 @@ EXPECTED_FAILURES = {"v2_wrong_datatype_is_400_with_error", "v2_shape_data_misma
 
 @pytest.fixture(scope="module")
 def mlserver_endpoint(tiny_models):
-    reason = missing_reason()
-    if reason is not None:
-        if os.environ.get("WORKBENCH_REQUIRE_MLSERVER") == "1":
-            pytest.fail(f"WORKBENCH_REQUIRE_MLSERVER=1 but {reason}", pytrace=False)
-        pytest.skip(reason)
+    require(missing_reason(), "WORKBENCH_REQUIRE_MLSERVER")
     from workbench.testsupport.mlserver_runtime import served_mlserver
 
     with served_mlserver(tiny_models("sequence_classification"), "sequence_classification") as url:

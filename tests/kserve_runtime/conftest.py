@@ -8,12 +8,12 @@ so there a missing runtime fails instead of skipping.
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass
 
 import httpx
 import pytest
 
+from tests.foreign_servers import require
 from tests.kserve_runtime.combos import COMBOS, Combo
 from workbench.testsupport.kserve_runtime import missing_reason, served_runtime
 from workbench.testsupport.servers import ServersAhead, served
@@ -43,11 +43,7 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture(scope="session")
 def kserve_runtime_installed():
-    reason = missing_reason()
-    if reason is not None:
-        if os.environ.get("WORKBENCH_REQUIRE_KSERVE_RUNTIME") == "1":
-            pytest.fail(f"WORKBENCH_REQUIRE_KSERVE_RUNTIME=1 but {reason}", pytrace=False)
-        pytest.skip(reason)
+    require(missing_reason(), "WORKBENCH_REQUIRE_KSERVE_RUNTIME")
 
 
 @pytest.fixture(scope="session")

@@ -49,26 +49,20 @@ def runtime_command(python: str | Path, model_dir: str | Path, model_name: str, 
 def served_runtime(model_dir: str | Path, *flags: str, model_name: str = "model",
                    timeout: float = 180.0) -> Iterator[str]:
     """Serve `model_dir` with KServe's real huggingfaceserver; yield the REST base URL."""
-    python = runtime_python()
-    if python is None:
-        raise RuntimeError(missing_reason())
-    port, grpc_port = free_port(), free_port()
-    command = runtime_command(python, model_dir, model_name, port, grpc_port, tuple(flags))
-    # Its own venv: our PYTHONPATH (a checkout on it) must not leak into the runtime's imports.
-    env = {"PYTHONPATH": "", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    with served_command(command, port, timeout=timeout, env=env) as url:
+    with served_runtime_with_grpc(model_dir, *flags, model_name=model_name, timeout=timeout) as (url, _):
         yield url
 
 
 @contextlib.contextmanager
 def served_runtime_with_grpc(model_dir: str | Path, *flags: str, model_name: str = "model",
                              timeout: float = 180.0) -> Iterator[tuple[str, str]]:
-    """Like served_runtime, and yield (REST base URL, gRPC "127.0.0.1:PORT") for the gRPC checks."""
+    """Serve `model_dir` with KServe's real huggingfaceserver; yield (REST base URL, gRPC "127.0.0.1:PORT")."""
     python = runtime_python()
     if python is None:
         raise RuntimeError(missing_reason())
     port, grpc_port = free_port(), free_port()
     command = runtime_command(python, model_dir, model_name, port, grpc_port, tuple(flags))
+    # Its own venv: our PYTHONPATH (a checkout on it) must not leak into the runtime's imports.
     env = {"PYTHONPATH": "", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     with served_command(command, port, timeout=timeout, env=env) as url:
         yield url, f"127.0.0.1:{grpc_port}"

@@ -15,6 +15,8 @@ import enum
 TOKEN_CLASSIFICATION = "token_classification"
 SEQUENCE_CLASSIFICATION = "sequence_classification"
 FILL_MASK = "fill_mask"
+# KServe's fourth encoder task (mean pooling + L2 norm); not yet in TASKS: it lands with the embeddings work.
+TEXT_EMBEDDING = "text_embedding"
 
 TASKS: tuple[str, ...] = (TOKEN_CLASSIFICATION, SEQUENCE_CLASSIFICATION, FILL_MASK)
 

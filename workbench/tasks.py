@@ -15,10 +15,13 @@ import enum
 TOKEN_CLASSIFICATION = "token_classification"
 SEQUENCE_CLASSIFICATION = "sequence_classification"
 FILL_MASK = "fill_mask"
-# KServe's fourth encoder task (mean pooling + L2 norm); not yet in TASKS: it lands with the embeddings work.
+# KServe's fourth encoder task: the base model's last hidden state, mean-pooled over the attention mask,
+# then L2-normalised (one FP32 vector per text).
 TEXT_EMBEDDING = "text_embedding"
 
-TASKS: tuple[str, ...] = (TOKEN_CLASSIFICATION, SEQUENCE_CLASSIFICATION, FILL_MASK)
+TASKS: tuple[str, ...] = (TOKEN_CLASSIFICATION, SEQUENCE_CLASSIFICATION, FILL_MASK, TEXT_EMBEDDING)
+# The tasks with a head whose logits the output modes (ids / probabilities / logits) choose between.
+LOGIT_TASKS: tuple[str, ...] = (TOKEN_CLASSIFICATION, SEQUENCE_CLASSIFICATION, FILL_MASK)
 
 # config.architectures[0] suffix -> task, as KServe's Hugging Face runtime infers a task.
 SUFFIX_TO_TASK: dict[str, str] = {
@@ -32,7 +35,14 @@ MODEL_CLASSES: dict[str, str] = {
     TOKEN_CLASSIFICATION: "AutoModelForTokenClassification",
     SEQUENCE_CLASSIFICATION: "AutoModelForSequenceClassification",
     FILL_MASK: "AutoModelForMaskedLM",
+    TEXT_EMBEDDING: "AutoModel",
 }
+
+# An architecture with no task head (`BertModel`, `MPNetModel`: the name ends in "Model") is served as
+# text_embedding. KServe's runtime cannot infer this (it needs `--task text_embedding`); these names,
+# which also end in "Model", are KServe's sequence-to-sequence ones and stay refused.
+BASE_MODEL_SUFFIX = "Model"
+NOT_BASE_MODELS: tuple[str, ...] = ("MTModel", "EncoderDecoderModel")
 
 
 class Mode(str, enum.Enum):
@@ -52,16 +62,24 @@ MODE_FLAGS: dict[str, tuple[str, ...]] = {
 
 
 def infer_task(architectures: list[str] | None) -> str:
-    """The task from `config.architectures[0]`'s suffix, as KServe's runtime infers it."""
+    """The task from `config.architectures[0]`'s suffix, as KServe's runtime infers it; in addition, a
+    base model without a head (`BertModel`) is text_embedding."""
     if not architectures:
         raise ValueError("the model config has no `architectures`; pass --task explicitly")
     name = architectures[0]
     for suffix, task in SUFFIX_TO_TASK.items():
         if name.endswith(suffix):
             return task
+    if name.endswith(BASE_MODEL_SUFFIX) and not name.endswith(NOT_BASE_MODELS):
+        return TEXT_EMBEDDING
     raise ValueError(
         f"cannot infer the task from architecture {name!r}; pass --task (one of {', '.join(TASKS)})"
     )
+
+
+def task_modes(task: str) -> tuple[str, ...]:
+    """The output modes `task` can be served in: text_embedding has one (the normalised vectors)."""
+    return MODES if task in LOGIT_TASKS else (Mode.DEFAULT.value,)
 
 
 def model_class(task: str):

@@ -98,5 +98,9 @@ def test_task_is_inferred_from_the_architecture_suffix():
     assert infer_task(["BertForTokenClassification"]) == "token_classification"
     assert infer_task(["DistilBertForSequenceClassification"]) == "sequence_classification"
     assert infer_task(["BertForMaskedLM"]) == "fill_mask"
-    with pytest.raises(ValueError, match="pass --task"):
-        infer_task(["BertModel"])
+    # No task head: a base model is served as text embeddings (KServe's runtime needs --task for it).
+    assert infer_task(["BertModel"]) == "text_embedding"
+    assert infer_task(["MPNetModel"]) == "text_embedding"
+    for refused in (["BertForQuestionAnswering"], ["EncoderDecoderModel"], ["MarianMTModel"], ["BertLMHead"]):
+        with pytest.raises(ValueError, match="pass --task"):
+            infer_task(refused)

@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from workbench import __version__
-from workbench.serving import entities, protocol_v1, protocol_v2
+from workbench.serving import entities, openai_api, protocol_v1, protocol_v2
 from workbench.serving.args import ServeConfig
 from workbench.serving.backends import make_runner
 from workbench.serving.batching import BatchQueue
@@ -29,6 +29,7 @@ from workbench.serving.errors import BadRequest, ModelNotFound, NotReady, Payloa
 from workbench.serving.prometheus import ServerMetrics
 from workbench.serving.predictor import Predictor
 from workbench.serving.runner import EncoderRunner
+from workbench.tasks import LOGIT_TASKS, TEXT_EMBEDDING, Mode
 
 log = logging.getLogger("workbench.serve")
 
@@ -46,6 +47,13 @@ def error_response(message: str, status_code: int) -> Response:
     return json_response({"error": message}, status_code)
 
 
+def openai_error_response(exc: RequestError) -> Response:
+    """A RequestError in OpenAI's error shape (the /openai routes)."""
+    code = "model_not_found" if isinstance(exc, ModelNotFound) else getattr(exc, "code", None)
+    return json_response(openai_api.error_body(exc.message, exc.status_code, getattr(exc, "param", None), code),
+                         exc.status_code)
+
+
 class ServerState:
     """What the routes share: the config, the model (once loaded) and the metrics."""
 
@@ -58,6 +66,7 @@ class ServerState:
         self.ready = False
         self.load_error: str | None = None
         self.on_shutdown: list[Callable[[], Any]] = []  # coroutines awaited before the queue stops (gRPC)
+        self.started = int(time.time())  # the OpenAI model card's `created`
 
     # -- model lifecycle --------------------------------------------------------------------------
     def load_model(self) -> None:
@@ -125,8 +134,9 @@ def build_app(state: ServerState, load_in_background: bool = True,
     `on_load_failure` runs (the server uses it to stop, so the process exits with the reason)."""
     config = state.config
 
-    def handle(route: str):
-        """Wrap a handler: RequestError -> its status, anything else -> 500; count and time it."""
+    def handle(route: str, openai: bool = False):
+        """Wrap a handler: RequestError -> its status, anything else -> 500; count and time it.
+        `openai`: errors in OpenAI's shape instead of `{"error": "..."}`."""
 
         def decorator(fn):
             async def endpoint(request: Request) -> Response:
@@ -134,10 +144,12 @@ def build_app(state: ServerState, load_in_background: bool = True,
                 try:
                     response = await fn(request)
                 except RequestError as exc:
-                    response = error_response(exc.message, exc.status_code)
+                    response = openai_error_response(exc) if openai else error_response(exc.message, exc.status_code)
                 except Exception as exc:  # a bug or a model failure: answer, log, keep serving
                     log.error("%s failed: %s\n%s", route, exc, traceback.format_exc())
-                    response = error_response(f"internal error: {type(exc).__name__}: {exc}", 500)
+                    message = f"internal error: {type(exc).__name__}: {exc}"
+                    response = json_response(openai_api.error_body(message, 500), 500) if openai else \
+                        error_response(message, 500)
                 state.metrics.requests.labels(route, str(response.status_code)).inc()
                 state.metrics.latency.labels(route).observe(time.perf_counter() - started)
                 return response
@@ -199,9 +211,9 @@ def build_app(state: ServerState, load_in_background: bool = True,
             "platform": "workbench/transformers",
             "inputs": [{"name": "text", "datatype": "BYTES", "shape": [-1]}],
             "outputs": state.runner.output_metadata(),
-            "parameters": {"task": state.runner.task, "mode": config.mode.value,
-                           "labels": {str(k): v for k, v in state.runner.id2label.items()}
-                           if state.runner.task != "fill_mask" else {}},
+            "parameters": {"task": state.runner.task,
+                           "mode": config.mode.value if state.runner.task in LOGIT_TASKS else Mode.DEFAULT.value,
+                           "labels": {str(k): v for k, v in state.runner.id2label.items()}},
         })
 
     @handle("v2_model_ready")
@@ -270,6 +282,33 @@ def build_app(state: ServerState, load_in_background: bool = True,
         return Response(body, media_type="application/json",
                         headers={"X-Workbench-Truncated": ",".join("true" if t else "false" for t in found.truncated)})
 
+    # -- OpenAI embeddings API (text_embedding), as KServe's runtime serves it -----------------------------
+    @handle("openai_embeddings", openai=True)
+    async def openai_embeddings(request: Request) -> Response:
+        parsed = openai_api.parse_embedding_request(parse_json(await state.read_body(request)))
+        predictor = state.check_model(parsed.model)
+        if predictor.task != TEXT_EMBEDDING:
+            raise openai_api.OpenAIRequestError(
+                f"model {parsed.model} serves {predictor.task}; embeddings are served by a model started with "
+                f"--task text_embedding (or a base model without a task head)", param="model")
+        openai_api.check_dimensions(parsed, state.runner.hidden_size)
+        prediction = await predictor.predict(parsed.texts)
+        tokens = sum(len(enc) for enc in prediction.encoded)
+        payload = openai_api.embedding_response(parsed, prediction.inferences, tokens)
+        body = dump_json(payload) if predictor.is_small(parsed.texts) else await asyncio.to_thread(dump_json, payload)
+        return Response(body, media_type="application/json")
+
+    @handle("openai_models", openai=True)
+    async def openai_models(request: Request) -> Response:
+        return json_response(openai_api.models_response(config.model_name, state.started))
+
+    @handle("openai_model", openai=True)
+    async def openai_model(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name != config.model_name:
+            raise ModelNotFound(name, [config.model_name])
+        return json_response(openai_api.model_card(name, state.started))
+
     # -- misc ----------------------------------------------------------------------------------------
     @handle("root")
     async def root(request: Request) -> Response:
@@ -293,6 +332,9 @@ def build_app(state: ServerState, load_in_background: bool = True,
         Route("/v2/models/{name}/ready", v2_model_ready, methods=["GET"]),
         Route("/v2/models/{name}/infer", v2_infer, methods=["POST"]),
         Route("/models/{name}", hf_entities, methods=["POST"]),
+        Route(openai_api.PREFIX + "/embeddings", openai_embeddings, methods=["POST"]),
+        Route(openai_api.PREFIX + "/models", openai_models, methods=["GET"]),
+        Route(openai_api.PREFIX + "/models/{name}", openai_model, methods=["GET"]),
     ]
 
     async def http_error(request: Request, exc: HTTPException) -> Response:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from workbench.serving.errors import BadRequest
-from workbench.tasks import FILL_MASK, SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION, Mode
+from workbench.tasks import FILL_MASK, SEQUENCE_CLASSIFICATION, TEXT_EMBEDDING, TOKEN_CLASSIFICATION, Mode
 
 TEXT_INPUT = {"name": "text", "datatype": "BYTES", "shape": [-1]}
 PLATFORM = "workbench/transformers"
@@ -39,8 +39,10 @@ OFFSETS_SPEC = OutputSpec("offset_mapping", "INT64", (-1, -1, 2))
 ENTITIES_SPEC = OutputSpec("output-0", "BYTES", (-1,))  # one JSON entity list per text
 
 
-def output_specs(task: str, mode: Mode, offsets: bool = False, vocab_size: int | None = None) -> list[OutputSpec]:
-    """What a model serving `task` in `mode` answers, in answer order (KServe's runtime's shapes)."""
+def output_specs(task: str, mode: Mode, offsets: bool = False, vocab_size: int | None = None,
+                 dim: int | None = None) -> list[OutputSpec]:
+    """What a model serving `task` in `mode` answers, in answer order (KServe's runtime's shapes).
+    text_embedding: one FP32 [B, D] tensor whatever the mode (D: the hidden size, `dim`)."""
     default = mode is Mode.DEFAULT
     if task == TOKEN_CLASSIFICATION:
         specs = [OutputSpec("output-0", "INT64", (-1, 1, -1)) if default else OutputSpec("output-0", "BYTES", (-1, -1))]
@@ -51,6 +53,8 @@ def output_specs(task: str, mode: Mode, offsets: bool = False, vocab_size: int |
         if default:
             return [OutputSpec("output-0", "BYTES", (-1,))]
         return [OutputSpec("output-0", "BYTES", (-1, -1, vocab_size if vocab_size else -1))]
+    if task == TEXT_EMBEDDING:
+        return [OutputSpec("output-0", "FP32", (-1, dim if dim else -1))]
     raise ValueError(f"unknown task {task!r}")
 
 

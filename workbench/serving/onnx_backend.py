@@ -41,6 +41,7 @@ import torch
 from workbench.serving.args import ServeConfig
 from workbench.serving.batching import WorkItem, padded_length
 from workbench.serving.runner import EncoderRunner, PreparedBatch
+from workbench.tasks import TEXT_EMBEDDING
 
 log = logging.getLogger("workbench.serve")
 
@@ -208,6 +209,9 @@ class OnnxEncoderRunner(EncoderRunner):
 
     def load(self) -> None:
         super().load()  # tokenizer, labels, limits, and the torch model (exported on a cache miss)
+        if self.task == TEXT_EMBEDDING:
+            raise SystemExit("workbench serve: --backend onnxruntime exports task heads' logits; text_embedding "
+                             "is served by the torch backend (the default)")
         directory = cache_dir(self.config, self.task, model_digest(self.config.model_source))
         self.onnx_path, self.from_cache = ensure_onnx_model(self.model, self.input_names, directory,
                                                             self.config.quantize)

@@ -12,6 +12,7 @@ Pure functions over CPU tensors. Each returns one inference per text of the requ
 | fill mask, default            | the argmax tokens at the mask positions, decoded              |
 | fill mask, probabilities      | per mask, a V-long list of {token_id: "p"} (4-place strings)  |
 | fill mask, logits             | per mask, a V-long list of {token_id: logit}                  |
+| text embedding (any mode)     | D floats: the mean-pooled, L2-normalised vector (runner)     |
 
 Softmax runs in the logits' own dtype, as KServe's does, so bf16/fp16 answers match it too.
 """
@@ -22,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from workbench.tasks import Mode
+from workbench.tasks import TEXT_EMBEDDING, Mode
 
 
 def _rounded_dict(values: Sequence[float]) -> dict[int, float]:
@@ -72,4 +73,6 @@ def inferences_for(task: str, mode: Mode, outputs: Sequence[torch.Tensor],
     if task == "fill_mask":
         assert decode is not None
         return [fill_mask(out, mode, decode) for out in outputs]
+    if task == TEXT_EMBEDDING:
+        return torch.stack(list(outputs)).tolist() if outputs else []
     raise ValueError(f"unknown task {task!r}")

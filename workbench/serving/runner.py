@@ -19,7 +19,8 @@ from workbench.serving.args import ServeConfig
 from workbench.serving.batching import WorkItem, pack_rows, padded_length
 from workbench.serving.errors import BadRequest
 from workbench.serving.hardware import DtypeChoice, choose_dtype, detect_capability, detect_cpu_flags
-from workbench.tasks import infer_task, model_class
+from workbench.serving.dataplane import output_specs
+from workbench.tasks import FILL_MASK, LOGIT_TASKS, TEXT_EMBEDDING, Mode, infer_task, model_class
 
 log = logging.getLogger("workbench.serve")
 
@@ -45,7 +46,9 @@ class Encoded:
 # row costs row_length^2. Not yet tuned: one noisy run (MiniLM, 320 CoNLL sentences, batches of 32, machine
 # busy with a test run) gave 128: 82.5, 256: 56.7, 512: 50.2, 1024: 65.0 seq/s against 30.3 padded.
 PACK_ROW_TOKENS = 256
-PACKED_TASKS = ("token_classification", "fill_mask")  # per-token outputs: any layout of tokens works
+# Per-token outputs, and embeddings pooled over each text's own positions: any layout of tokens works.
+# (Sequence classification pools the [CLS] at position 0 of a row, so it is never packed.)
+PACKED_TASKS = ("token_classification", "fill_mask", TEXT_EMBEDDING)
 
 
 @dataclass
@@ -91,6 +94,14 @@ def packed_tensors(encoded: Sequence[Encoded], segments: Sequence[int], places: 
     return tensors
 
 
+def mean_pooled(hidden: torch.Tensor, spans: Sequence[tuple[int, int, int]]) -> torch.Tensor:
+    """[texts, D] embeddings: for each (row, start, length) span, the mean of `hidden[row, start:start+length]`
+    (the text's real tokens: what KServe's runtime averages with the attention mask) in float32, then
+    L2-normalised (torch.nn.functional.normalize, as the runtime)."""
+    pooled = torch.stack([hidden[row, start:start + length].float().mean(dim=0) for row, start, length in spans])
+    return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+
 def pick_device(requested: str) -> torch.device:
     if requested == "cuda" and not torch.cuda.is_available():
         raise SystemExit("workbench serve: --device cuda was asked for, but CUDA is not available")
@@ -131,6 +142,7 @@ class EncoderRunner:
         self.max_length: int | None = None
         self.packing = False  # set by load(): one row holds several texts (see prepare)
         self.max_positions: int | None = None
+        self.hidden_size: int | None = None  # text_embedding: D
         self.num_labels: int | None = None
         self.id2label: dict[int, str] = {}
         # A fast tokenizer keeps its truncation settings (stride included) on the shared Rust object, so
@@ -167,6 +179,10 @@ class EncoderRunner:
         if not self.tokenizer.is_fast and self.config.return_offsets_mapping:
             raise SystemExit("workbench serve: --return_offsets_mapping needs a fast tokenizer")
 
+        if self.task == TEXT_EMBEDDING and self.config.mode is not Mode.DEFAULT:
+            log.warning("--task text_embedding answers normalised embeddings; --%s is ignored (as KServe's "
+                        "runtime ignores it)", {Mode.PROBABILITIES: "return_probabilities",
+                                                Mode.LOGITS: "return_raw_logits"}[self.config.mode])
         auto_class = model_class(self.task)
         kwargs: dict[str, Any] = {"dtype": self.dtype}
         try:
@@ -185,8 +201,11 @@ class EncoderRunner:
         if self.max_positions and self.max_length > self.max_positions:
             raise SystemExit(f"workbench serve: --max_length {self.max_length} exceeds the model's "
                              f"max_position_embeddings {self.max_positions}")
-        self.num_labels = getattr(model_config, "num_labels", None) if self.task != "fill_mask" else None
-        self.id2label = {int(k): v for k, v in (getattr(model_config, "id2label", None) or {}).items()}
+        has_labels = self.task in LOGIT_TASKS and self.task != FILL_MASK
+        self.num_labels = getattr(model_config, "num_labels", None) if has_labels else None
+        self.id2label = {int(k): v for k, v in (getattr(model_config, "id2label", None) or {}).items()} \
+            if has_labels else {}
+        self.hidden_size = getattr(model_config, "hidden_size", None)
         self.input_names = [n for n in ("input_ids", "token_type_ids", "attention_mask")
                             if n in self.tokenizer.model_input_names]
         self.packing = self.config.packing and self.task in PACKED_TASKS and \
@@ -316,6 +335,10 @@ class EncoderRunner:
     @torch.inference_mode()
     def forward(self, batch: PreparedBatch) -> list[torch.Tensor]:
         tensors = {k: v.to(self.device, non_blocking=True) for k, v in batch.tensors.items()}
+        if self.task == TEXT_EMBEDDING:
+            hidden = self.model(**tensors).last_hidden_state
+            spans = [(*batch.span(index), len(item.payload)) for index, item in enumerate(batch.items)]
+            return list(mean_pooled(hidden, spans).cpu())  # rows of a fresh [texts, D] tensor
         logits = self.model(**tensors).logits
         outputs: list[torch.Tensor] = []
         if self.task == "token_classification":
@@ -334,15 +357,9 @@ class EncoderRunner:
 
     # -- metadata ---------------------------------------------------------------------------------
     def output_metadata(self) -> list[dict]:
-        mode = self.config.mode.value
-        if self.task == "token_classification":
-            meta = [{"name": "output-0", "datatype": "INT64" if mode == "default" else "BYTES",
-                     "shape": [-1, 1, -1] if mode == "default" else [-1, -1]}]
-            if self.config.return_offsets_mapping:
-                meta.append({"name": "offset_mapping", "datatype": "INT64", "shape": [-1, -1, 2]})
-            return meta
-        if self.task == "sequence_classification":
-            return [{"name": "output-0", "datatype": "INT64" if mode == "default" else "BYTES", "shape": [-1]}]
-        if mode == "default":
-            return [{"name": "output-0", "datatype": "BYTES", "shape": [-1]}]
-        return [{"name": "output-0", "datatype": "BYTES", "shape": [-1, -1, self.model.config.vocab_size]}]
+        """What the model answers (dataplane.output_specs, the one declaration), as V2 metadata."""
+        vocab = self.model.config.vocab_size if self.task == FILL_MASK and self.model is not None else None
+        offsets = self.config.return_offsets_mapping and self.task == "token_classification"
+        specs = output_specs(self.task, self.config.mode, offsets=offsets, vocab_size=vocab,
+                             dim=self.hidden_size)
+        return [spec.metadata() for spec in specs]

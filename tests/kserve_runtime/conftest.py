@@ -29,7 +29,7 @@ class Pair:
 
 @contextlib.contextmanager
 def served_pair(combo: Combo, model_dir: str):
-    with served_runtime(model_dir, *combo.flags) as kserve, served(model_dir, *combo.flags) as ours:
+    with served_runtime(model_dir, *combo.flags, *combo.kserve_extra) as kserve, served(model_dir, *combo.flags) as ours:
         yield Pair(combo, kserve, ours, model_dir)
 
 

@@ -7,7 +7,7 @@ datatypes, ids and strings; floats within the tolerance written in combos.py wit
 
 from __future__ import annotations
 
-from tests.kserve_runtime.combos import TEXTS, tolerance
+from tests.kserve_runtime.combos import TEXTS, V2_DATATYPE_DIVERGENCE, tolerance
 from tests.kserve_runtime.compare import differences
 
 def both(http, pair, path: str, body: dict) -> tuple:
@@ -31,10 +31,21 @@ def test_v1_predict_equals_kserve_runtime(pair, http):
         assert not problems, f"{combo.id}, {len(texts)} texts: ours differs from KServe's runtime: {problems}"
 
 
+def without_datatype_divergence(task: str, kserve: dict) -> dict:
+    """KServe's V2 answer with the one datatype we answer differently on purpose (combos.py) replaced,
+    after checking the runtime still answers it."""
+    if task not in V2_DATATYPE_DIVERGENCE:
+        return kserve
+    theirs, ours = V2_DATATYPE_DIVERGENCE[task]
+    assert [o["datatype"] for o in kserve["outputs"]] == [theirs], kserve["outputs"][0]["datatype"]
+    return {**kserve, "outputs": [{**o, "datatype": ours} for o in kserve["outputs"]]}
+
+
 def test_v2_infer_equals_kserve_runtime(pair, http):
     combo = pair.combo
     for number, texts in enumerate(TEXTS[combo.task]):
         kserve, ours = both(http, pair, "/v2/models/model/infer", v2_body(texts, f"req-{number}"))
+        kserve = without_datatype_divergence(combo.task, kserve)
         problems = differences(ours, kserve, tolerance(combo))
         assert not problems, f"{combo.id}, {len(texts)} texts: ours differs from KServe's runtime: {problems}"
 

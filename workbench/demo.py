@@ -18,8 +18,10 @@ SAMPLES = {
     "token_classification": ["My name is Wolfgang and I live in Berlin", "My name is Lisa and I live in Paris"],
     "sequence_classification": ["Hello, my dog is cute", "I am feeling sad"],
     "fill_mask": ["The capital of France is [MASK].", "The capital of [MASK] is paris."],
+    "text_embedding": ["The capital of France is Paris", "Berlin"],
 }
-FLAGS = {"token_classification": [], "sequence_classification": ["--return_probabilities"], "fill_mask": []}
+FLAGS = {"token_classification": [], "sequence_classification": ["--return_probabilities"], "fill_mask": [],
+         "text_embedding": []}  # a headless BertModel: the task is inferred
 
 
 def show(title: str, url: str, path: str, body: dict, response: httpx.Response) -> None:
@@ -43,12 +45,15 @@ def run_task(task: str, directory: Path) -> None:
         show("V1", url, "/v1/models/model:predict", v1_body, http.post(f"{url}/v1/models/model:predict", json=v1_body))
         v2_body = {"inputs": [{"name": "input-0", "shape": [len(texts)], "datatype": "BYTES", "data": texts}]}
         show("V2", url, "/v2/models/model/infer", v2_body, http.post(f"{url}/v2/models/model/infer", json=v2_body))
+        if task == "text_embedding":
+            body = {"model": "model", "input": texts}
+            show("OpenAI", url, "/openai/v1/embeddings", body, http.post(f"{url}/openai/v1/embeddings", json=body))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="workbench demo", description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=list(SAMPLES), action="append",
-                        help="only these tasks (default: all three)")
+                        help="only these tasks (default: all four)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="workbench-demo-") as tmp:
         for task in args.task or list(SAMPLES):

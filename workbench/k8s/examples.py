@@ -24,6 +24,7 @@ SEED_RESOURCES = m.Resources(cpu_request="1", memory_request="2Gi", cpu_limit="1
 NER_MODEL = "hf://dslim/bert-base-NER"
 SENTIMENT_MODEL = "hf://distilbert/distilbert-base-uncased-finetuned-sst-2-english"
 FILL_MASK_MODEL = "hf://google-bert/bert-base-uncased"
+EMBEDDING_MODEL = "hf://sentence-transformers/all-MiniLM-L6-v2"
 TRAINED_NER_PVC = "pvc://workbench-models/ner"
 TRAINED_NER_S3 = "s3://workbench-models/ner"
 
@@ -86,6 +87,20 @@ def _workbench_trained_gpu() -> list[dict]:
     ))]
 
 
+# MiniLM (22M parameters) on CPU: no GPU asked for.
+EMBEDDING_RESOURCES = m.Resources(cpu_request="1", memory_request="2Gi", cpu_limit="2", memory_limit="2Gi")
+
+
+def _minilm_embeddings(runtime: str, name: str) -> Callable[[], list[dict]]:
+    def build() -> list[dict]:
+        return [m.inference_service(m.PredictorOptions(
+            name=name, storage_uri=EMBEDDING_MODEL, model_name="minilm", runtime=runtime, task="text_embedding",
+            resources=EMBEDDING_RESOURCES))]
+    return build
+
+
+_EMBEDDING_NOTE = ("Embeddings at /v1/models/minilm:predict, /v2/models/minilm/infer and the OpenAI route "
+                   "/openai/v1/embeddings (model \"minilm\").")
 _SEED_NOTE = "From KServe's Hugging Face runtime documentation."
 _LOWER_CASE_NOTE = ("Lowercasing stays on: train/ner.py's default model (MiniLM) is uncased, and --disable_lower_case "
                     "would turn its capitalised words into [UNK]. For a cased base model add --disable_lower_case.")
@@ -133,6 +148,14 @@ EXAMPLES: dict[str, Example] = {e.name: e for e in [
             "BERT fill-mask, V2, raw logits at each mask (--return_raw_logits)",
             _hf("huggingface-bert-logits", FILL_MASK_MODEL, "bert", "v2", "raw_logits"),
             (_SEED_NOTE, _RAW_NOTE.format(flag="--return_logits"))),
+    Example("minilm-embeddings", "huggingface-minilm-embeddings.yaml",
+            "all-MiniLM-L6-v2 text embeddings (mean pooling, L2 norm), KServe runtime, on CPU",
+            _minilm_embeddings("huggingface", "huggingface-minilm"),
+            (_EMBEDDING_NOTE, "--task=text_embedding is required: KServe's runtime cannot infer it from BertModel.")),
+    Example("workbench-minilm-embeddings", "workbench-minilm-embeddings.yaml",
+            "all-MiniLM-L6-v2 text embeddings with the workbench predictor, on CPU",
+            _minilm_embeddings("workbench", "workbench-minilm"),
+            (_EMBEDDING_NOTE, "Build and push the image first (docs/deploy.md); registry.example.com is a placeholder.")),
     Example("hf-storage-container", "hf-storage-container.yaml",
             "ClusterStorageContainer for hf:// URIs, with HF_TOKEN from the hf-secret Secret",
             lambda: [m.hf_storage_container()],

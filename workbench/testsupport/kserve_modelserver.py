@@ -30,7 +30,7 @@ import argparse
 import sys
 from typing import Any
 
-from workbench.tasks import TASKS, infer_task, model_class
+from workbench.tasks import LOGIT_TASKS, infer_task, model_class
 
 
 def postprocess_sequence_classification(logits, *, probabilities: bool, raw_logits: bool) -> list:
@@ -98,6 +98,9 @@ def build_model_class():
             self.model_dir = model_dir
             self.config = AutoConfig.from_pretrained(model_dir)
             self.task = task or infer_task(self.config.architectures)
+            if self.task not in LOGIT_TASKS:  # a headless model infers text_embedding here, not in KServe
+                raise ValueError(f"this stand-in transcribes the tasks with heads ({', '.join(LOGIT_TASKS)}), not "
+                                 f"{self.task}; KServe's real runtime (workbench.testsupport.kserve_runtime) serves it")
             self.do_lower_case = do_lower_case
             self.add_special_tokens = add_special_tokens
             self.max_length = max_length or getattr(self.config, "max_position_embeddings", None)
@@ -152,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model_name", default="model", help="the name in URLs (default: model)")
     parser.add_argument("--http_port", type=int, default=8080, help="REST port (default: 8080)")
     parser.add_argument("--grpc_port", type=int, default=None, help="also serve gRPC on this port (default: off)")
-    parser.add_argument("--task", choices=TASKS, default=None, help="default: inferred from config.architectures")
+    parser.add_argument("--task", choices=LOGIT_TASKS, default=None, help="default: inferred from config.architectures")
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument("--return_probabilities", action="store_true")
     modes.add_argument("--return_raw_logits", action="store_true")

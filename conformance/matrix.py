@@ -7,7 +7,8 @@ Each server serves the same tiny models (workbench.testsupport.tiny_models); the
 user would (a pytest subprocess writing a JSON report), under the profile that names that server's known
 divergences. The gRPC checks (`grpc_*`, conformance/test_v2_grpc.py): our predictor's offline run serves gRPC
 itself; KServe's real runtime, whose offline run has no gRPC, gets one more run (task `GRPC_TASK`) with
-`--endpoint` and `--grpc-endpoint` on a runtime started here, so its gRPC rows come from that run alone. `render` turns the reports into Markdown: per check and server, `pass`, `known divergence`
+`--endpoint` and `--grpc-endpoint` on a runtime started here, so its gRPC rows come from that run alone.
+`render` turns the reports into Markdown: per check and server, `pass`, `known divergence`
 (with the reason), `fail` (with the first reason) or `skip` (with why), aggregated over the server's targets
 (task x mode). Nothing in the output is typed by hand.
 """

@@ -142,6 +142,8 @@ def target_specs(config) -> list[TargetSpec]:
             pytest.exit(f"cannot resolve InferenceService {isvc!r} in namespace "
                         f"{config.getoption('--namespace')!r}: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
         endpoint = found.base_url
+        config._conformance_isvc_grpc = (f"InferenceService {config.getoption('--namespace')}/{isvc}",
+                                         getattr(found, "grpc", None))
         host_header = host_header or found.host_header
         if model_name == "model" and getattr(found, "model_name", None):
             model_name = found.model_name
@@ -159,17 +161,72 @@ def target_specs(config) -> list[TargetSpec]:
     return specs
 
 
+@dataclass(frozen=True)
+class GrpcSpec:
+    """The gRPC endpoint the checks of test_v2_grpc.py talk to: --grpc-endpoint, else what --isvc discovered."""
+
+    address: str | None  # HOST:PORT; None: no gRPC endpoint (skip_reason says why, when there is a reason)
+    authority: str | None = None  # :authority to send: --host-header, else the discovered InferenceService host
+    source: str = "--grpc-endpoint"
+    discovered: bool = False
+    skip_reason: str | None = None
+
+
+NO_GRPC_PORT = ("exposes no gRPC port (no predictor container port named h2c, grpc or grpc-*), so the gRPC "
+                "checks skip; pass --grpc-endpoint HOST:PORT to check one")
+
+
+def grpc_spec(config) -> GrpcSpec:
+    cached = getattr(config, "_conformance_grpc", None)
+    if cached is not None:
+        return cached
+    explicit = config.getoption("--grpc-endpoint")
+    target_specs(config)  # resolves --isvc (and its gRPC port) when asked
+    label, found = getattr(config, "_conformance_isvc_grpc", (None, None))
+    authority = config.getoption("--host-header") or (found.authority if found is not None else None)
+    if explicit:
+        spec = GrpcSpec(explicit, authority)
+    elif label is None:
+        spec = GrpcSpec(None)
+    elif found is None:
+        spec = GrpcSpec(None, skip_reason=f"{label} {NO_GRPC_PORT}")
+    elif found.address is None:
+        spec = GrpcSpec(None, skip_reason=f"{label}: {found.how}; {found.hint}")
+    else:
+        spec = GrpcSpec(found.address, authority, f"discovered from {label}: {found.how}", discovered=True,
+                        skip_reason=found.hint)
+    config._conformance_grpc = spec
+    return spec
+
+
+def check_grpc_endpoint(config, model_name: str) -> None:
+    """Reach the gRPC endpoint before any check: an unreachable --grpc-endpoint stops the run; an unreachable
+    discovered one only skips the gRPC checks (the REST checks still run), saying why and what to pass."""
+    from dataclasses import replace
+
+    from conformance.grpc_client import probe as grpc_probe
+
+    spec = grpc_spec(config)
+    if spec.address is None:
+        return
+    problem = grpc_probe(spec.address, model_name, timeout=min(10.0, request_timeout(config)),
+                         authority=spec.authority, source=spec.source)
+    if problem is None:
+        return
+    if not spec.discovered:
+        stop(config, problem)
+    reason = f"{problem}; the gRPC checks skip. To reach it from outside the cluster: {spec.skip_reason}"
+    config._conformance_grpc = replace(spec, address=None, skip_reason=reason)
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    if terminal is not None:
+        terminal.write_line(f"conformance: {reason}", yellow=True)
+
+
 def pytest_sessionstart(session):
     specs = target_specs(session.config)  # resolve --isvc once, before collection; exits with a clear message on failure
     if not session.config.option.collectonly:
         preflight_endpoints(session.config, specs)
-        grpc_endpoint = session.config.getoption("--grpc-endpoint")
-        if grpc_endpoint:
-            from conformance.grpc_client import probe as grpc_probe
-
-            problem = grpc_probe(grpc_endpoint, specs[0].model_name, timeout=min(10.0, request_timeout(session.config)))
-            if problem:
-                stop(session.config, problem)
+        check_grpc_endpoint(session.config, specs[0].model_name)
 
 
 def stop(config, reason: str) -> None:

@@ -55,13 +55,17 @@ def message(type_name: str, **fields):
 
 
 class GrpcClient:
-    def __init__(self, address: str, timeout: float = 30.0):
+    """`authority`: the :authority to send (an InferenceService's host, when reached through an ingress)."""
+
+    def __init__(self, address: str, timeout: float = 30.0, authority: str | None = None):
         import grpc
 
         self.address = address
         self.timeout = timeout
-        self.channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", -1),
-                                                               ("grpc.max_send_message_length", -1)])
+        options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+        if authority:
+            options.append(("grpc.default_authority", authority))
+        self.channel = grpc.insecure_channel(address, options=options)
         types = messages()
         self.stubs = {rpc: self.channel.unary_unary(f"/{SERVICE}/{rpc}",
                                                     request_serializer=getattr(types, req).SerializeToString,
@@ -174,16 +178,18 @@ def unreachable_reason(exc) -> str:
     return f"{last[:1].lower() + last[1:]} ({exc.code().name})" if last else exc.code().name
 
 
-def probe(address: str, model_name: str, timeout: float = 10.0) -> str | None:
-    """None when `address` answers ServerLive and serves `model_name`; otherwise the one line to stop with."""
+def probe(address: str, model_name: str, timeout: float = 10.0, authority: str | None = None,
+          source: str = "--grpc-endpoint") -> str | None:
+    """None when `address` answers ServerLive and serves `model_name`; otherwise the one line to stop with.
+    `source` says where the address came from (the option, or what --isvc discovered)."""
     import grpc
 
-    client = GrpcClient(address, timeout=timeout)
+    client = GrpcClient(address, timeout=timeout, authority=authority)
     try:
         try:
             client.call("ServerLive")
         except grpc.RpcError as exc:
-            return f"cannot reach gRPC endpoint {address} (--grpc-endpoint): {unreachable_reason(exc)}"
+            return f"cannot reach gRPC endpoint {address} ({source}): {unreachable_reason(exc)}"
         try:
             client.call("ModelMetadata", message("ModelMetadataRequest", name=model_name))
         except grpc.RpcError as exc:

@@ -5,7 +5,10 @@
 
 Each server serves the same tiny models (workbench.testsupport.tiny_models); the suite runs against it as a
 user would (a pytest subprocess writing a JSON report), under the profile that names that server's known
-divergences. `render` turns the reports into Markdown: per check and server, `pass`, `known divergence`
+divergences. The gRPC checks (`grpc_*`, conformance/test_v2_grpc.py): our predictor's offline run serves gRPC
+itself; KServe's real runtime, whose offline run has no gRPC, gets one more run (task `GRPC_TASK`) with
+`--endpoint` and `--grpc-endpoint` on a runtime started here, so its gRPC rows come from that run alone.
+`render` turns the reports into Markdown: per check and server, `pass`, `known divergence`
 (with the reason), `fail` (with the first reason) or `skip` (with why), aggregated over the server's targets
 (task x mode). Nothing in the output is typed by hand.
 """
@@ -38,12 +41,13 @@ class Server:
     description: str
     serve_with: str | None = None  # an offline-run server (--serve-with); None: started here, --endpoint
     suite_args: tuple[str, ...] = ()
+    grpc_run: bool = False  # the offline run skips gRPC: run the gRPC checks against its gRPC port instead
 
 
 SERVERS = [
     Server("workbench", "strict", "our predictor (`workbench serve`)", "builtin"),
-    Server("kserve-runtime", "kserve", "KServe's real Hugging Face runtime (huggingfaceserver, kserve 0.21)",
-           "kserve-runtime"),
+    Server("kserve-runtime", "kserve", "KServe's real Hugging Face runtime (huggingfaceserver, kserve 0.21); "
+           "gRPC checks: one run over its gRPC port (sequence_classification)", "kserve-runtime", grpc_run=True),
     Server("kserve-modelserver", "kserve", "KServe's ModelServer hosting a plain custom kserve.Model "
            "(workbench.testsupport.kserve_modelserver)", "kserve"),
     Server("mlserver", "mlserver", "MLServer 1.7 with mlserver-huggingface (V2 only; one text per request "
@@ -51,6 +55,21 @@ SERVERS = [
            "KServe's output layout", suite_args=("--level", "protocol")),
 ]
 MLSERVER_TASKS = ("token_classification", "sequence_classification", "fill_mask")
+GRPC_TASK = "sequence_classification"
+GRPC_SELECTION = "grpc"  # -k: the checks of conformance/test_v2_grpc.py (every node id there holds it)
+
+
+def offline_args(server: Server) -> list[str]:
+    """The suite's arguments for a server's offline run (--serve-with)."""
+    args = ["--serve-with", server.serve_with, "--profile", server.profile, *server.suite_args]
+    return args + ["-k", f"not {GRPC_SELECTION}"] if server.grpc_run else args
+
+
+def grpc_args(server: Server, url: str, address: str, max_message: int) -> list[str]:
+    """The suite's arguments for the gRPC checks against a server started here (REST beside it, for the
+    REST/gRPC equality checks and the metadata probe)."""
+    return ["--endpoint", url, "--grpc-endpoint", address, "--task", GRPC_TASK, "--mode", "default",
+            "--grpc-max-message", str(max_message), "--profile", server.profile, "-k", GRPC_SELECTION]
 
 
 def suite_command(report: Path, *args: str) -> list[str]:
@@ -76,12 +95,26 @@ def _mlserver_endpoint(task: str, workdir: Path) -> Iterator[str]:
         yield url
 
 
+def run_kserve_runtime_grpc(server: Server, reports: Path) -> dict:
+    """The gRPC checks against KServe's real runtime serving a tiny `GRPC_TASK` model, REST and gRPC."""
+    from workbench.testsupport.kserve_runtime import GRPC_MAX_MESSAGE, served_runtime_with_grpc
+    from workbench.testsupport.tiny_models import build_tiny_model
+
+    print(f"[matrix] {server.name}: gRPC run, {GRPC_TASK}", flush=True)
+    model_dir = build_tiny_model(GRPC_TASK, reports / f"tiny-{GRPC_TASK}-grpc")
+    with served_runtime_with_grpc(model_dir) as (url, address):
+        return run_suite(reports / f"{server.name}-grpc.json", *grpc_args(server, url, address, GRPC_MAX_MESSAGE))
+
+
 def run_server(server: Server, reports: Path) -> list[dict]:
     """The suite's reports for one server (one offline run, or one run per task for an endpoint)."""
     if server.serve_with is not None:
         report = reports / f"{server.name}.json"
         print(f"[matrix] {server.name}: offline run, --serve-with {server.serve_with}", flush=True)
-        return [run_suite(report, "--serve-with", server.serve_with, "--profile", server.profile, *server.suite_args)]
+        results = [run_suite(report, *offline_args(server))]
+        if server.grpc_run:
+            results.append(run_kserve_runtime_grpc(server, reports))
+        return results
     results = []
     for task in MLSERVER_TASKS:
         print(f"[matrix] {server.name}: {task}", flush=True)

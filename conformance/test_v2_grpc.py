@@ -31,18 +31,21 @@ def grpc_target(request, pytestconfig):
     """The gRPC endpoint, the model (name, task, texts) and, with --endpoint, its REST side. Offline (no
     --endpoint, no --grpc-endpoint, --serve-with builtin): one built-in server with gRPC on, serving the
     first target's tiny model with the receive limit of --grpc-max-message."""
-    from conformance.conftest import target_specs
+    from conformance.conftest import grpc_spec, target_specs
 
     spec = target_specs(pytestconfig)[0]
-    address = pytestconfig.getoption("--grpc-endpoint")
+    grpc = grpc_spec(pytestconfig)
+    address = grpc.address
     with contextlib.ExitStack() as stack:
         if not address:
+            if grpc.skip_reason:
+                pytest.skip(grpc.skip_reason)
             if spec.endpoint is not None or pytestconfig.getoption("--serve-with") != "builtin":
                 pytest.skip("no --grpc-endpoint: the OIP gRPC checks need one "
                             "(offline, only --serve-with builtin serves gRPC itself)")
             url, address = stack.enter_context(_builtin_with_grpc(request, pytestconfig, spec))
             spec = _with_endpoint(spec, url)
-        yield from _grpc_target(pytestconfig, spec, address)
+        yield from _grpc_target(pytestconfig, spec, address, grpc.authority)
 
 
 @contextlib.contextmanager
@@ -63,12 +66,12 @@ def _with_endpoint(spec, url):
     return replace(spec, endpoint=url)
 
 
-def _grpc_target(pytestconfig, spec, address):
+def _grpc_target(pytestconfig, spec, address, authority=None):
     from conformance.client import ConformanceClient
     from conformance.conftest import request_timeout
 
     timeout = request_timeout(pytestconfig)
-    client = GrpcClient(address, timeout=timeout)
+    client = GrpcClient(address, timeout=timeout, authority=authority)
     input_name = spec.input_name
     if spec.endpoint is None:  # no REST preflight told the input's name: ask the gRPC metadata
         try:

@@ -18,7 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("workbench.serving.server", "serve a model over KServe V1 and the Open Inference Protocol (V2)"),
     "train": ("workbench.ner.train", "fine-tune a BERT-family model on CoNLL-style NER data (same as train/ner.py)"),
     "conformance": ("conformance", "check any V1/V2 endpoint with the conformance suite (python -m conformance)"),
-    "bench": ("workbench.bench.cli", "measure throughput and latency of any V1/V2 endpoint"),
+    "bench": ("workbench.bench.cli", "measure throughput and latency of any V1/V2 endpoint (REST or gRPC)"),
     "manifests": ("workbench.k8s.manifests_cli", "generate KServe InferenceService manifests"),
     "deploy": ("workbench.k8s.deploy", "apply an InferenceService and wait until it is Ready"),
     "gate": ("workbench.gate", "train, serve, check and decide: a CI validation gate"),

@@ -34,15 +34,17 @@ def run_bench(url: str, tmp_path: Path, *extra: str, protocol: str = "v2") -> tu
     return code, json.loads(json_path.read_text()), plot_path
 
 
-def check_report_structure(report: dict, protocol: str) -> None:
+def check_report_structure(report: dict, protocol: str, tokens: str = "words") -> None:
     assert report["protocol"] == protocol and report["model_name"] == "model"
     assert report["texts"]["source"] == "built-in sample" and report["texts"]["count"] > 0
-    assert "words" in report["token_count"]
+    assert tokens in report["token_count"]
     assert [level["concurrency"] for level in report["levels"]] == [1, 4]
     for level in report["levels"]:
         assert level["requests"] == 12
-        assert set(level) >= {"ok", "errors", "error_count", "elapsed_s", "requests_per_s", "texts_per_s",
-                              "tokens_per_s", "latency_ms"}
+        assert set(level) >= {"ok", "errors", "error_details", "error_count", "elapsed_s", "requests_per_s",
+                              "texts_per_s", "tokens_per_s", "latency_ms", "client_cpu_s", "client_cpu_share"}
+        # the load generator's own CPU, measured over the level: some, and at most every core of this machine
+        assert 0 < level["client_cpu_share"] <= report["client_cores"]
         assert set(level["latency_ms"]) == {"p50", "p90", "p99", "mean", "max"}
 
 
@@ -58,7 +60,7 @@ def test_bench_against_a_healthy_server(tmp_path, capsys, protocol):
         assert level["latency_ms"]["p50"] <= level["latency_ms"]["p99"]
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     printed = capsys.readouterr().out
-    assert "p99 ms" in printed and "tokens/s counts words" in printed
+    assert "p99 ms" in printed and "tokens/s counts words" in printed and "client cpu" in printed
 
 
 def test_server_answering_500_shows_up_as_errors(tmp_path, capsys):
@@ -69,7 +71,9 @@ def test_server_answering_500_shows_up_as_errors(tmp_path, capsys):
         assert level["ok"] == 0 and level["errors"] == {"HTTP 500": 12}
         assert level["requests_per_s"] == 0 and level["latency_ms"]["p50"] is None
     assert plot.exists()
-    assert "HTTP 500 x12" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "HTTP 500 x12" in printed
+    assert "HTTP 500 (first at concurrency 1): " in printed and "this server always fails" in printed
 
 
 def test_answers_that_are_not_predictions_are_errors(tmp_path):

@@ -43,3 +43,22 @@ def test_padding_efficiency_comes_from_the_servers_token_counters():
     assert token_totals("kserve_metric 1\n") is None
     assert padding_efficiency((100.0, 100.0), (300.0, 400.0)) == round(200 / 300, 4)
     assert padding_efficiency(None, (1.0, 2.0)) is None and padding_efficiency((1.0, 2.0), (1.0, 2.0)) is None
+
+
+def test_client_cpu_column_error_messages_and_busy_client_warning():
+    from workbench.bench.report import format_notes
+
+    report = make_report()
+    report["client_cores"] = 2
+    report["levels"][0].update(client_cpu_s=0.03, client_cpu_share=0.3)
+    report["levels"][1].update(client_cpu_s=0.09, client_cpu_share=0.9,
+                               error_details={"HTTP 503": '{"error": "queue full"}'})
+    table = format_report(report).split("\n\n")[1].splitlines()
+    assert "client cpu" in table[0]
+    row_1 = next(line for line in table if line.split()[:1] == ["1"])
+    assert " 30% " in row_1
+    notes = format_notes(report)
+    assert 'HTTP 503 (first at concurrency 8): {"error": "queue full"}' in notes
+    assert "at concurrency 8 on a 2-core machine" in notes and "concurrency 1," not in notes
+    report["levels"][1]["client_cpu_share"] = 0.5
+    assert "warning" not in format_notes(report)

@@ -53,3 +53,16 @@ def test_summary_of_all_failures_has_no_latency():
 def test_error_counts_most_frequent_first():
     records = [RequestRecord(0.1, 1, 1, error=e) for e in ["a", "b", "b", None]]
     assert list(error_counts(records).items()) == [("b", 2), ("a", 1)]
+
+
+def test_client_cpu_share_and_first_error_details():
+    from workbench.bench.stats import cpu_share
+
+    assert cpu_share(0.25, 0.5) == 0.5 and cpu_share(None, 1.0) is None and cpu_share(1.0, 0.0) is None
+    records = [RequestRecord(0.1, 1, 1, error="gRPC INTERNAL", detail="first"),
+               RequestRecord(0.1, 1, 1, error="gRPC INTERNAL", detail="second"),
+               RequestRecord(0.1, 1, 1, error="ConnectError"), RequestRecord(0.1, 1, 1)]
+    level = summarize_level(4, records, elapsed_s=2.0, client_cpu_s=0.5)
+    assert level["error_details"] == {"gRPC INTERNAL": "first"}  # categories without a detail left out
+    assert (level["client_cpu_s"], level["client_cpu_share"]) == (0.5, 0.25)
+    assert summarize_level(4, records, elapsed_s=2.0)["client_cpu_share"] is None

@@ -164,7 +164,7 @@ def test_grpc_checks_against_kserve_runtime(tmp_path):
     (its receive limit is 8 MiB)."""
     import os
 
-    from workbench.testsupport.kserve_runtime import missing_reason, served_runtime_with_grpc
+    from workbench.testsupport.kserve_runtime import GRPC_MAX_MESSAGE, missing_reason, served_runtime_with_grpc
     from workbench.testsupport.tiny_models import build_tiny_model
 
     if os.environ.get("WORKBENCH_KSERVE_GRPC") != "1":
@@ -174,7 +174,8 @@ def test_grpc_checks_against_kserve_runtime(tmp_path):
     model_dir = build_tiny_model("sequence_classification", tmp_path / "model")
     with served_runtime_with_grpc(model_dir) as (url, address):
         run = run_suite(tmp_path / "kserve-grpc.json", "--endpoint", url, "--grpc-endpoint", address,
-                        "--task", "sequence_classification", "--grpc-max-message", "8388608", "-k", GRPC_CHECKS,
+                        "--task", "sequence_classification", "--grpc-max-message", str(GRPC_MAX_MESSAGE),
+                        "-k", GRPC_CHECKS,
                         "--profile", "kserve", timeout=300)
     assert run.ids_with("fail") == KSERVE_RUNTIME_GRPC_FAILURES, run.describe()
     # empty metadata tensors: REST's known kserve divergence (v2-model-metadata-tensors), judged by its REST probe

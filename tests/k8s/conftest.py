@@ -44,6 +44,7 @@ class FakeKubeAPI:
         self.requests: list[tuple[str, str]] = []  # (method, path)
         self.bodies: list[tuple[str, str, dict]] = []  # (method, path, body) for writes
         self.reads_until_ready: dict[str, int | None] = {}  # isvc path -> reads before Ready (None: never)
+        self.ready_status: dict[str, dict] = {}  # isvc path -> more status fields once Ready (components, ...)
         self.reads: dict[str, int] = {}
         self.ready_after_create = 2
         self.nodes: list[dict] = []
@@ -62,12 +63,16 @@ class FakeKubeAPI:
         self.server.shutdown()
         self.server.server_close()
 
-    def add_isvc(self, manifest: dict, namespace: str = "default", reads_until_ready: int | None = 0) -> str:
+    def add_isvc(self, manifest: dict, namespace: str = "default", reads_until_ready: int | None = 0,
+                 ready_status: dict | None = None) -> str:
+        """Store an InferenceService; `ready_status` adds fields to the status the controller writes once Ready
+        (e.g. `deploymentMode`, `components.predictor.address`)."""
         doc = copy.deepcopy(manifest)
         doc["metadata"]["namespace"] = namespace
         path = isvc_path(namespace, doc["metadata"]["name"])
         self._store(path, doc, generation=1)
         self.reads_until_ready[path] = reads_until_ready
+        self.ready_status[path] = copy.deepcopy(ready_status or {})
         return path
 
     def add_ingress_service(self, *, ip: str | None = None, hostname: str | None = None, port: int = 80,
@@ -121,7 +126,7 @@ class FakeKubeAPI:
             doc["status"] = {"observedGeneration": meta["generation"], "url": url, "conditions": [
                 {"type": "IngressReady", "status": "True"},
                 {"type": "PredictorReady", "status": "True"},
-                {"type": "Ready", "status": "True"}]}
+                {"type": "Ready", "status": "True"}], **copy.deepcopy(self.ready_status.get(path, {}))}
         elif "status" not in doc or doc["status"].get("observedGeneration") == meta["generation"]:
             message = f'Configuration "{meta["name"]}-predictor" does not have any ready Revision.'
             doc["status"] = {"observedGeneration": meta["generation"], "conditions": [

@@ -167,3 +167,61 @@ def test_replaced_spec_is_not_ready_until_the_controller_observes_it():
     assert "observedGeneration 1 < generation 2" in discovery.describe_not_ready(isvc, min_generation=2)
     assert "no status conditions yet" in discovery.describe_not_ready({"status": {}})
 
+
+
+# ---- the gRPC port ---------------------------------------------------------------------------------
+
+def with_ports(isvc: dict, *ports: dict) -> dict:
+    import copy
+
+    isvc = copy.deepcopy(isvc)
+    predictor = isvc["spec"]["predictor"]
+    section = predictor.get("model") or predictor.get("huggingface") or predictor["containers"][0]
+    section["ports"] = list(ports)
+    return isvc
+
+
+H2C = {"name": "h2c", "containerPort": 8081, "protocol": "TCP"}
+
+
+def test_serverless_h2c_port_is_reached_through_the_ingress_with_the_isvc_host(fake_api, kubeconfig):
+    fake_api.add_isvc(with_ports(example_isvc("bert-ner-v2"), H2C))
+    fake_api.add_ingress_service(ip="10.0.0.5", port=80)
+
+    endpoint = resolve_isvc("huggingface-bert", "default", timeout=10, **FAST)
+
+    assert endpoint.grpc.address == "10.0.0.5:80"
+    assert endpoint.grpc.authority == "huggingface-bert.default.example.com"
+    assert "port h2c (8081), deployment mode Serverless: through the ingress" in endpoint.grpc.how
+
+
+def test_raw_deployment_grpc_port_is_on_the_predictors_cluster_address(fake_api, kubeconfig):
+    status = {"deploymentMode": "RawDeployment", "address": {"url": "http://ignored.default.svc.cluster.local"},
+              "components": {"predictor": {"address": {
+                  "url": "http://huggingface-bert-predictor.default.svc.cluster.local"}}}}
+    fake_api.add_isvc(with_ports(example_isvc("bert-ner-v2"), {"name": "http", "containerPort": 8080},
+                                 {"name": "grpc-port", "containerPort": 9000}), ready_status=status)
+    fake_api.add_ingress_service(ip="10.0.0.5", port=80)
+
+    grpc = resolve_isvc("huggingface-bert", "default", timeout=10, **FAST).grpc
+
+    assert grpc.address == "huggingface-bert-predictor.default.svc.cluster.local:9000" and grpc.authority is None
+    assert "grpc-port (9000), deployment mode RawDeployment" in grpc.how
+
+
+def test_grpc_discovery_pure_cases():
+    isvc = example_isvc("bert-ner-v2")
+    assert discovery.grpc_endpoint_of(isvc, "http://10.0.0.5:80") is None  # no gRPC port: none
+    http_only = with_ports(isvc, {"name": "http1", "containerPort": 8080}, {"name": "grpcish", "containerPort": 1})
+    assert discovery.grpc_port_of(http_only) is None  # neither h2c, grpc nor grpc-*
+    standard = with_ports(isvc, {"name": "grpc", "containerPort": 8081})
+    standard["metadata"]["annotations"] = {"serving.kserve.io/deploymentMode": "Standard"}
+    no_address = discovery.grpc_endpoint_of(standard, "http://10.0.0.5:80")
+    assert no_address.address is None and "no status.components.predictor.address.url" in no_address.how
+    standard["status"] = {"address": {"url": "http://x.ns.svc.cluster.local"}}  # the isvc's address as fallback
+    assert discovery.grpc_endpoint_of(standard, "http://10.0.0.5:80").address == "x.ns.svc.cluster.local:8081"
+    custom = example_isvc("workbench-predictor-gpu")  # a custom container: its first container's ports
+    custom = with_ports(custom, H2C)
+    custom["status"] = {"url": "http://ner.team.example.com"}
+    via = discovery.grpc_endpoint_of(custom, "http://[fd00::1]:8080")
+    assert (via.address, via.authority) == ("[fd00::1]:8080", "ner.team.example.com")

@@ -1,6 +1,8 @@
 """The batching policy is a pure function: budgets, sorting, padding to a multiple of 8."""
 
-from workbench.serving.batching import padded_length, plan_batches, round_up
+import itertools
+
+from workbench.serving.batching import padded_length, plan_batches, round_up, split_by_length
 
 
 def test_round_up_to_multiple_of_eight():
@@ -49,6 +51,40 @@ def metric(text: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"{name} not in /metrics")
+
+
+def split_cost(spans, groups, overhead):
+    return sum(len(g) * padded_length(max(spans[i] for i in g)) + overhead for g in groups)
+
+
+def test_split_by_length_places_every_text_once_sorted():
+    spans = [40, 9, 17, 120, 9, 33, 64, 12]
+    groups = split_by_length(spans, 16)
+    flat = [i for g in groups for i in g]
+    assert sorted(flat) == list(range(len(spans)))
+    assert [spans[i] for i in flat] == sorted(spans)
+
+
+def test_split_by_length_is_the_cheapest_contiguous_split():
+    spans = [40, 9, 17, 120, 9, 33, 64, 12]
+    order = sorted(range(len(spans)), key=lambda i: spans[i])
+    best = min(split_cost(spans, [order[a:b] for a, b in zip((0,) + cuts, cuts + (len(order),))], 16)
+               for k in range(len(order)) for cuts in itertools.combinations(range(1, len(order)), k))
+    assert split_cost(spans, split_by_length(spans, 16), 16) == best
+
+
+def test_split_by_length_without_overhead_keeps_one_batch():
+    assert split_by_length([30, 8, 100], 0) == [[1, 0, 2]]
+    assert split_by_length([], 16) == []
+
+
+def test_split_by_length_separates_a_long_outlier():
+    groups = split_by_length([10] * 31 + [120], 16)
+    assert groups[-1] == [31] and len(groups[0]) == 31
+
+
+def test_split_by_length_huge_overhead_keeps_one_batch():
+    assert len(split_by_length([10, 20, 120, 7], 10**6)) == 1
 
 
 def test_metrics_report_padding_efficiency(server, http):

@@ -1,7 +1,9 @@
-"""`workbench bench`: throughput and latency of any KServe V1 / V2 endpoint, level by level.
+"""`workbench bench`: throughput and latency of any KServe V1 / V2 (REST or gRPC) endpoint, level by level.
 
     workbench bench --endpoint http://127.0.0.1:8080 --model-name model --protocol v2 \
         --concurrency 1,8,32,64 --requests 500 --batch 1 --json bench.json --plot bench.png
+    workbench bench --endpoint 127.0.0.1:8081 --model-name model --protocol grpc \
+        --metrics-url http://127.0.0.1:8080 --concurrency 1,8,32,64 --requests 500
 
 Exit status: 0 when every request succeeded, 1 when some failed (they are counted in the table),
 2 for bad options.
@@ -35,10 +37,17 @@ def positive_int(value: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench bench", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--endpoint", required=True, help="base URL, e.g. http://127.0.0.1:8080")
+    parser.add_argument("--endpoint", required=True,
+                        help="base URL, e.g. http://127.0.0.1:8080; for --protocol grpc the gRPC HOST:PORT, "
+                             "e.g. 127.0.0.1:8081")
     parser.add_argument("--model-name", "--model_name", dest="model_name", required=True,
-                        help="model name in the URL")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default="v2", help="V1 :predict or V2 /infer (default v2)")
+                        help="model name (in the URL, or the gRPC request's model_name)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="v2",
+                        help="V1 :predict, V2 /infer, or grpc: V2 ModelInfer over gRPC (default v2)")
+    parser.add_argument("--raw", action="store_true",
+                        help="grpc only: send the texts as raw_input_contents instead of typed bytes_contents")
+    parser.add_argument("--metrics-url", help="base URL whose /metrics gives the padding efficiency (default: "
+                        "--endpoint for v1/v2; none for grpc, e.g. http://127.0.0.1:8080 for our server)")
     parser.add_argument("--concurrency", type=concurrency_list, default=[1, 8, 32, 64],
                         help="comma-separated concurrency levels, run one after another (default 1,8,32,64)")
     bound = parser.add_mutually_exclusive_group()
@@ -65,10 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.warmup < 0:
         print("workbench bench: --warmup cannot be negative", file=sys.stderr)
         return 2
+    if args.raw and args.protocol != "grpc":
+        print("workbench bench: --raw needs --protocol grpc (raw_input_contents is a gRPC form)", file=sys.stderr)
+        return 2
     requests = args.requests if args.requests is not None or args.duration is not None else 200
 
     from workbench.bench.measure import measure
-    from workbench.bench.report import format_header, format_level, format_table_head, write_json, write_plot
+    from workbench.bench.report import (format_header, format_level, format_notes, format_table_head, write_json,
+                                        write_plot)
 
     def started(report: dict) -> None:
         print(format_header(report) + "\n\n" + format_table_head(), flush=True)
@@ -80,10 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         report = measure(args.endpoint, args.model_name, args.protocol, args.concurrency, requests=requests,
                          duration_s=args.duration, texts_file=args.texts, batch=args.batch, warmup=args.warmup,
                          host_header=args.host_header, tokenizer_dir=args.tokenizer, timeout_s=args.timeout,
-                         progress=not args.no_progress, on_start=started, on_level=finished)
+                         progress=not args.no_progress, raw=args.raw, metrics_url=args.metrics_url,
+                         on_start=started, on_level=finished)
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"workbench bench: {exc}", file=sys.stderr)
         return 2
+    notes = format_notes(report)
+    if notes:
+        print("\n" + notes)
     if args.json_path:
         print(f"\nJSON report: {write_json(report, args.json_path)}")
     if args.plot_path:

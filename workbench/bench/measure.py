@@ -51,25 +51,37 @@ def load_average() -> list[float] | None:
         return None
 
 
+def metrics_base(endpoint: str, protocol: str, metrics_url: str | None) -> str | None:
+    """Whose /metrics to scrape: `metrics_url` when given, else the REST endpoint itself; a gRPC port
+    has no /metrics, so grpc scrapes nothing unless told where the server's REST port is."""
+    if metrics_url:
+        return metrics_url
+    return None if protocol == "grpc" else endpoint
+
+
 def measure(endpoint: str, model_name: str, protocol: str, concurrencies: Sequence[int], *,
             requests: int | None = None, duration_s: float | None = None, texts_file: str | Path | None = None,
             batch: int = 1, warmup: int = 0, host_header: str | None = None, tokenizer_dir: str | Path | None = None,
-            timeout_s: float = 60.0, progress: bool = True,
+            timeout_s: float = 60.0, progress: bool = True, raw: bool = False, metrics_url: str | None = None,
             on_start: Callable[[dict], None] | None = None,
             on_level: Callable[[dict], None] | None = None) -> dict:
-    """Measure `endpoint` at each concurrency in turn; return the report (see docs/benchmarks.md)."""
+    """Measure `endpoint` at each concurrency in turn; return the report (see docs/benchmarks.md).
+    For protocol grpc, `endpoint` is HOST:PORT and `raw` sends `raw_input_contents` instead of typed contents."""
     texts = load_texts(texts_file)
     if tokenizer_dir is not None:
         count_tokens, token_count = tokenizer_counter(tokenizer_dir), f"sub-word tokens (tokenizer {tokenizer_dir})"
     else:
         count_tokens, token_count = count_words, WORDS
-    payloads = build_payloads(texts, protocol, batch, count_tokens)
     target = Target.for_endpoint(endpoint, model_name, protocol, host_header, timeout_s)
+    payloads = build_payloads(texts, protocol, batch, count_tokens, model_name=model_name, raw=raw)
+    scraped = metrics_base(endpoint, protocol, metrics_url)
     report = {
         "endpoint": endpoint,
         "url": target.url,
         "model_name": model_name,
         "protocol": protocol,
+        "contents": ("raw" if raw else "typed") if protocol == "grpc" else None,
+        "metrics_url": scraped,
         "batch": batch,
         "requests": requests,
         "duration_s": duration_s,
@@ -78,15 +90,17 @@ def measure(endpoint: str, model_name: str, protocol: str, concurrencies: Sequen
         "token_count": token_count,
         "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "load_average": load_average(),
+        "client_cores": os.cpu_count(),
         "levels": [],
     }
     if on_start is not None:
         on_start(report)
     for concurrency in concurrencies:
-        before = scrape_tokens(endpoint, host_header)
+        before = scrape_tokens(scraped, host_header) if scraped else None
         level = run_level(target, payloads, concurrency, requests=requests, duration_s=duration_s,
                           warmup=warmup, progress=progress)
-        level["padding_efficiency"] = padding_efficiency(before, scrape_tokens(endpoint, host_header))
+        after = scrape_tokens(scraped, host_header) if scraped else None
+        level["padding_efficiency"] = padding_efficiency(before, after)
         report["levels"].append(level)
         if on_level is not None:
             on_level(level)

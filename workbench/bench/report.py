@@ -6,11 +6,18 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-COLUMNS = ("concurrency", "req/s", "texts/s", "tokens/s", "p50 ms", "p90 ms", "p99 ms", "padding eff", "ok", "errors")
+COLUMNS = ("concurrency", "req/s", "texts/s", "tokens/s", "p50 ms", "p90 ms", "p99 ms", "padding eff", "client cpu",
+           "ok", "errors")
+# A client process busier than this (CPU seconds per wall second) may be what limits the figures.
+CLIENT_BUSY = 0.8
 
 
 def _number(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{share * 100:.0f}%"
 
 
 def format_errors(errors: dict[str, int]) -> str:
@@ -22,18 +29,22 @@ def level_row(level: dict) -> list[str]:
     return [str(level["concurrency"]), _number(level["requests_per_s"]), _number(level["texts_per_s"]),
             _number(level["tokens_per_s"], 0), _number(latency["p50"]), _number(latency["p90"]),
             _number(latency["p99"]), _number(level.get("padding_efficiency"), 3),
-            f"{level['ok']}/{level['requests']}", format_errors(level["errors"])]
+            _percent(level.get("client_cpu_share")), f"{level['ok']}/{level['requests']}",
+            format_errors(level["errors"])]
 
 
 def format_header(report: dict) -> str:
     bound = (f"{report['requests']} requests" if report.get("requests") is not None
              else f"{report['duration_s']:g} s")
+    protocol = report["protocol"] + (f" ({report['contents']} contents)" if report.get("contents") else "")
     lines = [
-        f"endpoint {report['endpoint']}  model {report['model_name']}  protocol {report['protocol']}",
+        f"endpoint {report['endpoint']}  model {report['model_name']}  protocol {protocol}",
         f"{report['batch']} text(s) per request, {bound} per level after {report['warmup']} warm-up, "
         f"texts: {report['texts']['source']} ({report['texts']['count']})",
         f"tokens/s counts {report['token_count']}; padding eff = the server's real / computed tokens "
-        "(its /metrics; - where it exports none)",
+        "(its /metrics; - where it exports none or, for grpc, without --metrics-url)",
+        "client cpu = this load generator's CPU time / wall time in the level (one process; 100% = one core "
+        "busy): near 100% the client, not the server, may be the limit",
     ]
     if report.get("load_average"):
         lines.append("client machine load average at start: " + " ".join(f"{x:.2f}" for x in report["load_average"]))
@@ -41,7 +52,7 @@ def format_header(report: dict) -> str:
 
 
 # Fixed widths so that rows can be printed one by one as levels finish.
-WIDTHS = (11, 9, 9, 10, 9, 9, 9, 11, 11)
+WIDTHS = (11, 9, 9, 10, 9, 9, 9, 11, 10, 11)
 
 
 def _line(row: Sequence[str]) -> str:
@@ -61,8 +72,27 @@ def format_table(levels: Sequence[dict]) -> str:
     return "\n".join([format_table_head()] + [format_level(level) for level in levels])
 
 
+def format_notes(report: dict) -> str:
+    """What the server said for each kind of failure, and a warning when the client was near a full core."""
+    lines, seen = [], set()
+    for level in report["levels"]:
+        for category, detail in level.get("error_details", {}).items():
+            if category not in seen:
+                seen.add(category)
+                lines.append(f"{category} (first at concurrency {level['concurrency']}): {detail}")
+    busy = [level for level in report["levels"] if (level.get("client_cpu_share") or 0) >= CLIENT_BUSY]
+    if busy:
+        levels = ", ".join(str(level["concurrency"]) for level in busy)
+        cores = report.get("client_cores")
+        lines.append(f"warning: the client used >= {CLIENT_BUSY:.0%} of a core at concurrency {levels}"
+                     + (f" on a {cores}-core machine" if cores else "")
+                     + ": the load generator may be limiting these figures")
+    return "\n".join(lines)
+
+
 def format_report(report: dict) -> str:
-    return format_header(report) + "\n\n" + format_table(report["levels"])
+    notes = format_notes(report)
+    return format_header(report) + "\n\n" + format_table(report["levels"]) + ("\n\n" + notes if notes else "")
 
 
 def write_json(report: dict, path: str | Path) -> Path:

@@ -1,8 +1,9 @@
-"""What `workbench bench` sends: texts, grouped into request bodies for V1 or V2, with token counts.
+"""What `workbench bench` sends: texts, grouped into request bodies for V1, V2 or V2 over gRPC, with token counts.
 
 Texts come from a file (one text per line, blank lines skipped) or from `SAMPLE_TEXTS`, a built-in
 set of CoNLL-style news sentences written for this project. Request bodies are serialised once,
-up front, so the load generator spends its time on HTTP and not on JSON encoding.
+up front (JSON for REST, a `ModelInferRequest` message for gRPC), so the load generator spends its
+time on the wire and not on encoding.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-PROTOCOLS = ("v1", "v2")
+PROTOCOLS = ("v1", "v2", "grpc")
+REST_PROTOCOLS = ("v1", "v2")
+INPUT_NAME = "input-0"  # the one BYTES input, by the same name over REST V2 and gRPC
 
 # Short and long, with people, places, organisations and numbers, like CoNLL-2003 news lines.
 SAMPLE_TEXTS: tuple[str, ...] = (
@@ -119,7 +122,7 @@ def request_path(protocol: str, model_name: str) -> str:
         return f"/v1/models/{model_name}:predict"
     if protocol == "v2":
         return f"/v2/models/{model_name}/infer"
-    raise ValueError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
+    raise ValueError(f"unknown protocol {protocol!r} for a URL path: choose one of {', '.join(REST_PROTOCOLS)}")
 
 
 def request_body(protocol: str, texts: Sequence[str]) -> dict:
@@ -127,8 +130,37 @@ def request_body(protocol: str, texts: Sequence[str]) -> dict:
     if protocol == "v1":
         return {"instances": list(texts)}
     if protocol == "v2":
-        return {"inputs": [{"name": "input-0", "shape": [len(texts)], "datatype": "BYTES", "data": list(texts)}]}
-    raise ValueError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
+        return {"inputs": [{"name": INPUT_NAME, "shape": [len(texts)], "datatype": "BYTES", "data": list(texts)}]}
+    raise ValueError(f"unknown protocol {protocol!r} for a JSON body: choose one of {', '.join(REST_PROTOCOLS)}")
+
+
+def raw_bytes_elements(texts: Sequence[str]) -> bytes:
+    """BYTES elements in `raw_input_contents` form: each a 4-byte little-endian length, then its UTF-8 bytes."""
+    encoded = [text.encode("utf-8") for text in texts]
+    return b"".join(len(item).to_bytes(4, "little") + item for item in encoded)
+
+
+def grpc_request(model_name: str, texts: Sequence[str], raw: bool = False):
+    """The OIP `ModelInferRequest` for `texts`: one BYTES input of shape [n], as typed
+    `contents.bytes_contents` or (raw) as one `raw_input_contents` buffer."""
+    from workbench.serving.grpc_service import messages
+
+    request = messages().ModelInferRequest(model_name=model_name)
+    tensor = request.inputs.add(name=INPUT_NAME, datatype="BYTES", shape=[len(texts)])
+    if raw:
+        request.raw_input_contents.append(raw_bytes_elements(texts))
+    else:
+        tensor.contents.bytes_contents.extend(text.encode("utf-8") for text in texts)
+    return request
+
+
+def encode_request(protocol: str, texts: Sequence[str], model_name: str, raw: bool = False) -> bytes:
+    """The request as sent on the wire: JSON for v1/v2, a serialised `ModelInferRequest` for grpc."""
+    if protocol == "grpc":
+        return grpc_request(model_name, texts, raw).SerializeToString()
+    if raw:
+        raise ValueError("raw contents are a gRPC form: --raw needs --protocol grpc")
+    return json.dumps(request_body(protocol, texts)).encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -139,9 +171,11 @@ class Payload:
 
 
 def build_payloads(texts: Sequence[str], protocol: str, batch: int,
-                   count_tokens: Callable[[str], int] = count_words) -> list[Payload]:
-    """Serialised request bodies, one per text group; request i sends payload i % len(payloads)."""
+                   count_tokens: Callable[[str], int] = count_words, *, model_name: str = "model",
+                   raw: bool = False) -> list[Payload]:
+    """Serialised requests, one per text group; request i sends payload i % len(payloads).
+    `model_name` and `raw` shape gRPC messages only (REST carries the model name in the URL)."""
     counts = {text: count_tokens(text) for text in set(texts)}
-    return [Payload(body=json.dumps(request_body(protocol, group)).encode("utf-8"),
+    return [Payload(body=encode_request(protocol, group, model_name, raw),
                     texts=len(group), tokens=sum(counts[t] for t in group))
             for group in group_texts(texts, batch)]

@@ -11,6 +11,15 @@
 Ready condition is True, and returns the ingress base URL, the Host header, the model name and protocol.
 Without a load balancer address it uses the http2 NodePort on a node's InternalIP; `ingress="host:port"`
 overrides the lookup (e.g. after `kubectl port-forward -n istio-system svc/istio-ingressgateway 8080:80`).
+
+Where the predictor exposes gRPC (a container port named `h2c`, KServe's spelling for Serverless, or
+`grpc`/`grpc-*`; KServe's runtimes serve it on 8081), `grpc_endpoint_of` says where to reach it:
+- Serverless (Knative, KServe's default mode): through the same ingress, with the InferenceService's host
+  as the `:authority` (Knative routes that host to the h2c port);
+- RawDeployment / Standard: the predictor's cluster address (`status.components.predictor.address.url`,
+  else `status.address.url`) on the container port: reachable from inside the cluster, or after
+  `kubectl port-forward svc/NAME-predictor 8081:8081`.
+Neither path has run against a real cluster here (a mock Kubernetes API stands in; see the tests).
 """
 
 from __future__ import annotations
@@ -27,10 +36,21 @@ INGRESS_SERVICE = "istio-ingressgateway"
 INGRESS_NAMESPACE = "istio-system"
 INGRESS_PORT_NAME = "http2"
 DEFAULT_POLL_INTERVAL = 2.0
+GRPC_PORT_NAMES = ("h2c", "grpc")  # a container port so named (or grpc-*) serves gRPC
+RAW_MODES = ("RawDeployment", "Standard")  # KServe's deployment modes without Knative (Standard: 0.15's name)
+DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 
 
 class DiscoveryError(kube.KubeError):
     """The endpoint could not be found; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class GrpcEndpoint:
+    address: str | None  # HOST:PORT; None when the port is declared but its address is unknown
+    authority: str | None  # the :authority to send (the InferenceService's host, through the ingress)
+    how: str  # one line: which port, reached how (or why there is no address)
+    hint: str = ""  # how to reach it from outside the cluster instead (a port-forward and --grpc-endpoint)
 
 
 @dataclass(frozen=True)
@@ -42,6 +62,7 @@ class ResolvedEndpoint:
     isvc_url: str | None  # status.url
     task: str | None = None  # the predictor's --task, when it names one
     mode: str = "default"  # "default", "probabilities" or "logits", from the predictor's flags
+    grpc: GrpcEndpoint | None = None  # where the predictor's gRPC port is reached; None: it exposes none
 
     @property
     def headers(self) -> dict[str, str]:
@@ -116,6 +137,75 @@ def protocol_of(isvc: dict) -> str:
         version = ((isvc.get("metadata") or {}).get("annotations") or {}).get(PROTOCOL_ANNOTATION)
     version = (version or "v1").lower()
     return "v2" if version.startswith("v2") or version == "grpc-v2" else "v1"
+
+
+def predictor_ports(isvc: dict) -> list[dict]:
+    """The container ports of the predictor (model-format spec, `huggingface:`, or the first container)."""
+    predictor = (isvc.get("spec") or {}).get("predictor") or {}
+    for key in ("model", "huggingface"):
+        if key in predictor:
+            return list((predictor[key] or {}).get("ports") or [])
+    containers = predictor.get("containers") or []
+    return list(containers[0].get("ports") or []) if containers else []
+
+
+def grpc_port_of(isvc: dict) -> dict | None:
+    """The predictor's gRPC container port (named h2c, grpc or grpc-*), or None."""
+    for port in predictor_ports(isvc):
+        name = str(port.get("name") or "")
+        if (name in GRPC_PORT_NAMES or name.startswith("grpc-")) and port.get("containerPort"):
+            return port
+    return None
+
+
+def deployment_mode_of(isvc: dict) -> str:
+    """status.deploymentMode, else the deploymentMode annotation, else Serverless (KServe's default)."""
+    mode = (isvc.get("status") or {}).get("deploymentMode")
+    if not mode:
+        mode = ((isvc.get("metadata") or {}).get("annotations") or {}).get(DEPLOYMENT_MODE_ANNOTATION)
+    return mode or "Serverless"
+
+
+def predictor_address_host(isvc: dict) -> str | None:
+    """The host of status.components.predictor.address.url, else of status.address.url."""
+    status = isvc.get("status") or {}
+    predictor = (status.get("components") or {}).get("predictor") or {}
+    for address in (predictor.get("address"), status.get("address")):
+        url = (address or {}).get("url")
+        if url and urlsplit(url).hostname:
+            return urlsplit(url).hostname
+    return None
+
+
+def _host_port(host: str, port: int | str) -> str:
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+def grpc_endpoint_of(isvc: dict, ingress_url: str) -> GrpcEndpoint | None:
+    """Where the InferenceService's gRPC port is reached (see the module docstring); None: it exposes none."""
+    port = grpc_port_of(isvc)
+    if port is None:
+        return None
+    mode = deployment_mode_of(isvc)
+    named = f"predictor container port {port.get('name')} ({port['containerPort']}), deployment mode {mode}"
+    meta = isvc.get("metadata") or {}
+    if mode in RAW_MODES:
+        hint = (f"kubectl port-forward -n {meta.get('namespace', 'default')} svc/{meta.get('name')}-predictor "
+                f"8081:{port['containerPort']}, then pass --grpc-endpoint 127.0.0.1:8081")
+        host = predictor_address_host(isvc)
+        if host is None:
+            return GrpcEndpoint(None, None, f"{named}, but the InferenceService has no "
+                                            "status.components.predictor.address.url to reach it on", hint)
+        return GrpcEndpoint(_host_port(host, port["containerPort"]), None,
+                            f"{named}: the predictor's cluster address {host}", hint)
+    hint = (f"kubectl port-forward -n {INGRESS_NAMESPACE} svc/{INGRESS_SERVICE} 8081:80, then pass "
+            "--grpc-endpoint 127.0.0.1:8081 (the authority stays the InferenceService's host)")
+    ingress = urlsplit(ingress_url)
+    if not ingress.hostname:
+        return GrpcEndpoint(None, None, f"{named}, but no ingress address to reach it through", hint)
+    authority = host_of((isvc.get("status") or {}).get("url"))
+    return GrpcEndpoint(_host_port(ingress.hostname, ingress.port or 80), authority,
+                        f"{named}: through the ingress with authority {authority}", hint)
 
 
 def host_of(url: str | None) -> str | None:
@@ -217,7 +307,8 @@ def endpoint_from_isvc(isvc: dict, base_url: str) -> ResolvedEndpoint:
     url = (isvc.get("status") or {}).get("url")
     return ResolvedEndpoint(base_url=base_url, host_header=host_of(url), model_name=model_name_of(isvc),
                             protocol=protocol_of(isvc), isvc_url=url,
-                            task=arg_value(container_args(isvc), "--task"), mode=mode_of(isvc))
+                            task=arg_value(container_args(isvc), "--task"), mode=mode_of(isvc),
+                            grpc=grpc_endpoint_of(isvc, base_url))
 
 
 def resolve_isvc(name: str, namespace: str = "default", *, ingress: str | None = None, timeout: float = 300.0,

@@ -85,7 +85,8 @@ class ServerState:
             runner.prepare, runner.forward,
             max_batch_size=config.max_batch_size, max_batch_tokens=config.max_batch_tokens,
             max_delay_s=config.max_batch_delay_ms / 1000.0, max_queue_size=config.max_queue_size,
-            max_positions=runner.max_positions, on_batch=self.metrics.observe_batch)
+            max_positions=runner.max_positions, split_overhead_tokens=runner.split_overhead_tokens,
+            on_batch=self.metrics.observe_batch)
         self.queue.start()
         self.predictor = Predictor(config, runner, self.queue)
         self.ready = True

@@ -58,6 +58,33 @@ def plan_batches(spans: Sequence[int], max_batch_tokens: int, max_batch_size: in
     return batches
 
 
+def split_by_length(spans: Sequence[int], overhead_tokens: int, multiple: int = 8,
+                    cap: int | None = None) -> list[list[int]]:
+    """Split one batch into length groups that minimise the work of padded forward passes.
+
+    Each group is padded to its longest member, so it costs (texts) x (padded length) tokens, plus
+    `overhead_tokens` for the pass itself (its fixed cost, in token equivalents). The indices are sorted by
+    length and the best contiguous split is found exactly (dynamic programming, quadratic in the batch
+    size, which is at most a few hundred). Returns groups of indices into `spans`, shortest group first.
+    """
+    order = sorted(range(len(spans)), key=lambda i: spans[i])
+    if overhead_tokens <= 0 or len(order) < 2:
+        return [order] if order else []
+    lengths = [padded_length(spans[i], multiple, cap) for i in order]
+    best = [0.0] + [float("inf")] * len(order)  # best[j]: cheapest cost of the first j texts
+    cut = [0] * (len(order) + 1)
+    for end in range(1, len(order) + 1):
+        for start in range(end):  # group = order[start:end], padded to lengths[end - 1] (the longest)
+            cost = best[start] + (end - start) * lengths[end - 1] + overhead_tokens
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
+    groups, end = [], len(order)
+    while end > 0:
+        groups.append(order[cut[end]:end])
+        end = cut[end]
+    return groups[::-1]
+
+
 def pack_rows(segments: Sequence[int], row_tokens: int) -> list[tuple[int, int]]:
     """Place segments (token lengths) into rows of at most `row_tokens` tokens, longest first, each into
     the first row with room (first-fit decreasing). A segment longer than `row_tokens` gets a row of
@@ -109,6 +136,7 @@ class BatchQueue:
         max_queue_size: int = 2048,
         pad_multiple: int = 8,
         max_positions: int | None = None,
+        split_overhead_tokens: int = 0,
         on_batch: Callable[[BatchStats], None] | None = None,
     ):
         self._prepare = prepare
@@ -119,6 +147,9 @@ class BatchQueue:
         self.max_queue_size = max_queue_size
         self.pad_multiple = pad_multiple
         self.max_positions = max_positions
+        # > 0: split each planned batch into length groups (`split_by_length`), for runners that pad
+        # each text to its batch's longest; 0 (packing runners): one forward pass per planned batch.
+        self.split_overhead_tokens = split_overhead_tokens
         self._on_batch = on_batch
         self._pending: list[WorkItem] = []
         self._in_flight = 0
@@ -169,8 +200,12 @@ class BatchQueue:
         return items
 
     def _plan(self, items: list[WorkItem]) -> list[list[WorkItem]]:
-        plans = plan_batches([item.request_length for item in items], self.max_batch_tokens, self.max_batch_size,
-                             self.pad_multiple, self.max_positions)
+        spans = [item.request_length for item in items]
+        plans = plan_batches(spans, self.max_batch_tokens, self.max_batch_size, self.pad_multiple, self.max_positions)
+        if self.split_overhead_tokens > 0:
+            plans = [[plan[i] for i in group] for plan in plans
+                     for group in split_by_length([spans[j] for j in plan], self.split_overhead_tokens,
+                                                  self.pad_multiple, self.max_positions)]
         return [[items[i] for i in plan] for plan in plans]
 
     def _stats(self, batch: list[WorkItem], prepared: Any, seconds: float) -> BatchStats:

@@ -212,6 +212,7 @@ class OnnxEncoderRunner(EncoderRunner):
         if self.task == TEXT_EMBEDDING:
             raise SystemExit("workbench serve: --backend onnxruntime exports task heads' logits; text_embedding "
                              "is served by the torch backend (the default)")
+        self.packing = False  # the exported graph takes a 2D mask: padded batches, split by length
         directory = cache_dir(self.config, self.task, model_digest(self.config.model_source))
         self.onnx_path, self.from_cache = ensure_onnx_model(self.model, self.input_names, directory,
                                                             self.config.quantize)
@@ -235,7 +236,8 @@ class OnnxEncoderRunner(EncoderRunner):
             if enc.token_type_ids is not None:
                 types[row, :size] = enc.token_type_ids
         tensors: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention, "token_type_ids": types}
-        return PreparedBatch(items, {name: tensors[name] for name in self.session_inputs}, length)
+        return PreparedBatch(items, {name: tensors[name] for name in self.session_inputs}, length,
+                             real_tokens=sum(len(item.payload) for item in items), computed_tokens=n * length)
 
     def forward(self, batch: PreparedBatch) -> list[torch.Tensor]:
         (logits,) = self.session.run(["logits"], batch.tensors)

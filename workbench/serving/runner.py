@@ -49,6 +49,12 @@ PACK_ROW_TOKENS = 256
 # Per-token outputs, and embeddings pooled over each text's own positions: any layout of tokens works.
 # (Sequence classification pools the [CLS] at position 0 of a row, so it is never packed.)
 PACKED_TASKS = ("token_classification", "fill_mask", TEXT_EMBEDDING)
+# Runners that pad each text to its batch's longest have each batch split into length groups
+# (batching.split_by_length) at this fixed cost per forward pass, in token equivalents. Measured on
+# MiniLM, 320 CoNLL validation sentences in arrival-order batches of 32, 1 thread, AMD EPYC (busy machine):
+# no split 37 seq/s; overhead 2: 67-75, 8: 86-93, 16: 117, 32: 90 (`benchmarks/serving_ceiling.py
+# --split_overheads 0,2,8,16,32`; figures on a quiet machine in docs/benchmarks.md).
+SPLIT_OVERHEAD_TOKENS = 16
 
 
 @dataclass
@@ -212,6 +218,11 @@ class EncoderRunner:
             "position_ids" in inspect.signature(model.forward).parameters
         log.info("loaded %s: task %s, %s on %s, max_length %s, %s batches", source, self.task, self.dtype,
                  self.device, self.max_length, "packed" if self.packing else "padded")
+
+    @property
+    def split_overhead_tokens(self) -> int:
+        """For the batch queue: 0 when packing (one pass per batch), else split batches by length."""
+        return 0 if self.packing else SPLIT_OVERHEAD_TOKENS
 
     def warm_up(self) -> None:
         # The mask first: with a small --max_length a mask at the end would be cut off (fill mask needs one).

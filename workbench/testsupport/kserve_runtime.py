@@ -21,6 +21,8 @@ from typing import Iterator
 from workbench.testsupport.servers import free_port, served_command
 
 CHECKOUT = Path(__file__).resolve().parents[2]
+# The runtime's default gRPC receive limit: kserve.constants.MAX_GRPC_MESSAGE_LENGTH (kserve 0.21).
+GRPC_MAX_MESSAGE = 8388608
 INSTALL_HINT = ("python3 -m venv .venv-kserve && bash ../shared/kserve/install_huggingfaceserver.sh "
                 ".venv-kserve/bin/python (or set WORKBENCH_KSERVE_PYTHON to a Python that has it)")
 

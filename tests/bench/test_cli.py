@@ -120,6 +120,15 @@ def test_bench_against_our_predictor(tiny_models, tmp_path, protocol):
     assert plot.exists()
 
 
+def test_bench_openai_embeddings_against_our_predictor(tiny_models, tmp_path):
+    """--protocol openai: POST /openai/v1/embeddings of a text_embedding server, every answer checked."""
+    with served(tiny_models("text_embedding"), model_name="model") as url:
+        code, report, _ = run_bench(url, tmp_path, protocol="openai")
+    assert code == 0, report["levels"]
+    check_report_structure(report, "openai")
+    assert all(level["ok"] == 12 for level in report["levels"])
+
+
 @pytest.mark.skipif(importlib.util.find_spec("kserve") is None, reason="the kserve package (test extra) is absent")
 def test_bench_against_kserve_model_server(tiny_models, tmp_path):
     model_dir = tiny_models("token_classification")

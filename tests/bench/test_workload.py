@@ -47,6 +47,8 @@ def test_request_bodies_and_paths():
     assert v2["inputs"][0] == {"name": "input-0", "shape": [2], "datatype": "BYTES", "data": ["x", "y"]}
     assert request_path("v1", "ner") == "/v1/models/ner:predict"
     assert request_path("v2", "ner") == "/v2/models/ner/infer"
+    assert request_path("openai", "minilm") == "/openai/v1/embeddings"
+    assert request_body("openai", ["x"], "minilm") == {"model": "minilm", "input": ["x"], "encoding_format": "float"}
     with pytest.raises(ValueError, match="unknown protocol"):
         request_body("v3", ["x"])
 
@@ -71,6 +73,8 @@ def test_token_counter_can_be_a_real_tokenizer(tiny_models):
     ("v2", 200, b'{"outputs": []}', "invalid response"),
     ("v1", 200, b"not json", "invalid response"),
     ("v1", 503, b'{"error": "full"}', "HTTP 503"),
+    ("openai", 200, b'{"object": "list", "data": [{"embedding": [0.1]}]}', None),
+    ("openai", 200, b'{"predictions": [[0.1]]}', "invalid response"),
 ])
 def test_answer_check(protocol, status, body, expected):
     assert answer_error(protocol, status, body) == expected

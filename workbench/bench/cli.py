@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-name", "--model_name", dest="model_name", required=True,
                         help="model name (in the URL, or the gRPC request's model_name)")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="v2",
-                        help="V1 :predict, V2 /infer, or grpc: V2 ModelInfer over gRPC (default v2)")
+                        help="V1 :predict, V2 /infer, grpc: V2 ModelInfer over gRPC, or openai: POST "
+                             "/openai/v1/embeddings (text embeddings) (default v2)")
     parser.add_argument("--raw", action="store_true",
                         help="grpc only: send the texts as raw_input_contents instead of typed bytes_contents")
     parser.add_argument("--metrics-url", help="base URL whose /metrics gives the padding efficiency (default: "

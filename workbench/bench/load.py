@@ -44,6 +44,8 @@ def answer_error(protocol: str, status: int, content: bytes) -> str | None:
         return None
     if protocol == "v2" and isinstance(body.get("outputs"), list) and body["outputs"]:
         return None
+    if protocol == "openai" and isinstance(body.get("data"), list) and body["data"]:
+        return None
     return INVALID
 
 

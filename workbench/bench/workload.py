@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-PROTOCOLS = ("v1", "v2", "grpc")
-REST_PROTOCOLS = ("v1", "v2")
+PROTOCOLS = ("v1", "v2", "grpc", "openai")
+REST_PROTOCOLS = ("v1", "v2", "openai")  # openai: POST /openai/v1/embeddings (text_embedding)
 INPUT_NAME = "input-0"  # the one BYTES input, by the same name over REST V2 and gRPC
 
 # Short and long, with people, places, organisations and numbers, like CoNLL-2003 news lines.
@@ -122,15 +122,20 @@ def request_path(protocol: str, model_name: str) -> str:
         return f"/v1/models/{model_name}:predict"
     if protocol == "v2":
         return f"/v2/models/{model_name}/infer"
+    if protocol == "openai":
+        return "/openai/v1/embeddings"  # the model name travels in the body
     raise ValueError(f"unknown protocol {protocol!r} for a URL path: choose one of {', '.join(REST_PROTOCOLS)}")
 
 
-def request_body(protocol: str, texts: Sequence[str]) -> dict:
-    """The JSON body that asks for predictions on `texts` (V1 `instances`, or one V2 BYTES input)."""
+def request_body(protocol: str, texts: Sequence[str], model_name: str = "model") -> dict:
+    """The JSON body that asks for predictions on `texts` (V1 `instances`, one V2 BYTES input, or OpenAI's
+    embeddings request with float vectors: KServe's runtime fails without `encoding_format`)."""
     if protocol == "v1":
         return {"instances": list(texts)}
     if protocol == "v2":
         return {"inputs": [{"name": INPUT_NAME, "shape": [len(texts)], "datatype": "BYTES", "data": list(texts)}]}
+    if protocol == "openai":
+        return {"model": model_name, "input": list(texts), "encoding_format": "float"}
     raise ValueError(f"unknown protocol {protocol!r} for a JSON body: choose one of {', '.join(REST_PROTOCOLS)}")
 
 
@@ -155,12 +160,12 @@ def grpc_request(model_name: str, texts: Sequence[str], raw: bool = False):
 
 
 def encode_request(protocol: str, texts: Sequence[str], model_name: str, raw: bool = False) -> bytes:
-    """The request as sent on the wire: JSON for v1/v2, a serialised `ModelInferRequest` for grpc."""
+    """The request as sent on the wire: JSON for v1/v2/openai, a serialised `ModelInferRequest` for grpc."""
     if protocol == "grpc":
         return grpc_request(model_name, texts, raw).SerializeToString()
     if raw:
         raise ValueError("raw contents are a gRPC form: --raw needs --protocol grpc")
-    return json.dumps(request_body(protocol, texts)).encode("utf-8")
+    return json.dumps(request_body(protocol, texts, model_name)).encode("utf-8")
 
 
 @dataclass(frozen=True)

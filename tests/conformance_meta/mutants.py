@@ -587,6 +587,15 @@ def _constant(rows):
     return [_normalised([1.0] * len(row)) for row in rows]
 
 
+def m_emb_v2_dimension_short(ex):
+    tensor = output0(ex) if ok(ex) and is_v2_infer(ex.path) else None
+    if tensor is not None and len(tensor.get("shape") or []) == 2 and tensor["shape"][1] > 1:
+        batch, dimension = tensor["shape"]
+        tensor["data"] = [x for i in range(batch) for x in tensor["data"][i * dimension:(i + 1) * dimension - 1]]
+        tensor["shape"] = [batch, dimension - 1]
+    return ex
+
+
 def m_emb_v1_flat(ex):
     if ok(ex) and is_v1_predict(ex.path) and isinstance(ex.body.get("predictions"), list):
         ex.body["predictions"] = [v for row in ex.body["predictions"] for v in row]
@@ -807,6 +816,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("emb-v1-flattened", "V1 embeddings are one flat list of B*D floats instead of [B][D]", (EK,), m_emb_v1_flat),
     Mutant("emb-v2-shape-flat", "V2 embeddings are shaped [B*D] instead of [B,D]", (EK,),
            _output0_update(shape=lambda t: [t["shape"][0] * t["shape"][1]] if len(t["shape"]) == 2 else t["shape"])),
+    Mutant("emb-v2-dimension-short", "V2 embeddings lose their last component ([B, D-1]; V1 keeps D)", (EK,),
+           m_emb_v2_dimension_short),
     Mutant("emb-v2-int64", "V2 embeddings are labelled INT64", (EK,), _output0_update(datatype="INT64")),
     Mutant("emb-v2-fp16", "V2 embeddings are labelled FP16 (not FP32, nor KServe's FP64)", (EK,),
            _output0_update(datatype="FP16")),

@@ -92,10 +92,24 @@ def test_mutant_is_caught_by_the_right_checks(mutant_endpoint, tmp_path, mutatio
     assert run.returncode != 0
 
 
+def test_openai_checks_skip_where_the_endpoint_serves_no_openai_routes(mutant_endpoint, tmp_path):
+    """Our predictor (no /openai routes on this branch), checked as text_embedding: the OpenAI checks skip, saying why."""
+    url, _, _ = mutant_endpoint
+    assert httpx.put(f"{url}/__mutation/none").status_code == 200
+    if httpx.get(f"{url}/openai/v1/models").status_code != 404:
+        pytest.skip("this predictor serves /openai routes")
+    run = run_suite(tmp_path / "no-openai.json", "--endpoint", url, "--task", "text_embedding", "-k", "openai")
+    openai = [c for c in run.report["checks"] if c["id"].startswith("openai_")]
+    assert len(openai) >= 10, run.describe()
+    assert {c["outcome"] for c in openai} == {"skip"}, run.describe()
+    assert all("GET /openai/v1/models answered 404" in c["reason"] for c in openai), run.describe()
+
+
 # text_embedding mutation -> checks that must fail (against KServe's runtime, --profile kserve)
 EMBEDDING_MUST_FAIL = {
     "emb-v1-flattened": {"v1_predictions_nesting_for_task_and_mode", "embeddings_have_unit_l2_norm[v1]"},
     "emb-v2-shape-flat": {"v2_output_datatype_and_shape_for_task_and_mode", "v2_embeddings_are_fp32"},
+    "emb-v2-dimension-short": {"embedding_dimension_is_the_same_for_every_request", "v1_and_v2_give_same_predictions"},
     "emb-v2-int64": {"v2_output_datatype_and_shape_for_task_and_mode", "v2_embeddings_are_fp32"},
     "emb-v2-fp16": {"v2_embeddings_are_fp32"},
     "emb-not-normalised": {"embeddings_have_unit_l2_norm[v1]", "embeddings_have_unit_l2_norm[v2]",

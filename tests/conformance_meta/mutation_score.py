@@ -93,6 +93,23 @@ def _in_child(fn, *args) -> None:
         raise RuntimeError(f"{fn.__name__}{args} failed in a child process")
 
 
+def _servable(selected: list[Mutant], log) -> list[Mutant]:
+    """The mutants whose upstreams can be served here: without KServe's runtime, those only it serves are left
+    out (and said so)."""
+    from workbench.testsupport.kserve_runtime import missing_reason
+
+    reason = missing_reason()
+    if reason is None:
+        return selected
+    if os.environ.get("WORKBENCH_REQUIRE_KSERVE_RUNTIME") == "1":
+        raise RuntimeError(f"WORKBENCH_REQUIRE_KSERVE_RUNTIME=1 but {reason}")
+    kept = [m for m in selected if any(u.server != "kserve-runtime" for u in m.targets)]
+    if len(kept) < len(selected):
+        log(f"{len(selected) - len(kept)} mutants left out (their upstream is KServe's runtime): {reason}")
+    return [Mutant(m.name, m.breaks, tuple(u for u in m.targets if u.server != "kserve-runtime"), m.mutate,
+                   m.rewrite_request, m.swap, m.repeat) for m in kept]
+
+
 def score(names: list[str] | None = None, workers: int = 2, log=print, fork: bool = True) -> dict:
     """Serve, run the baseline and every selected mutant; return the result (see `summarize`).
 
@@ -103,6 +120,7 @@ def score(names: list[str] | None = None, workers: int = 2, log=print, fork: boo
 
     fork = fork and hasattr(os, "fork")
     selected: list[Mutant] = [BY_NAME[n] for n in names] if names else list(MUTANTS)
+    selected = _servable(selected, log)
     upstreams: list[Upstream] = list(dict.fromkeys(u for m in selected for u in m.targets))
     started = time.perf_counter()
     runs: list[Run] = []

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import httpx
 import pytest
@@ -41,19 +41,29 @@ POINTS: dict[str, str] = {
     "hf-bad-parameters": "HF Inference API: a bad parameter",
     "hf-unknown-model": "HF Inference API: a model that is not served",
     "hf-entity-route": "HF Inference API: POST /models/{name} is served (a token classification model)",
+    "v2-embedding-fp32": "text_embedding V2 output-0 is FP32 (the model's precision)",
+    "openai-embeddings-object": "OpenAI embeddings: the response's object is \"list\"",
+    "openai-default-encoding-format": "OpenAI embeddings without encoding_format answer floats (its default)",
+    "openai-token-ids": "OpenAI embeddings: token-id list input is refused with a 4xx OpenAI error",
+    "openai-malformed-json": "OpenAI embeddings: a body that is not JSON gets a 4xx OpenAI error",
+    "openai-missing-input": "OpenAI embeddings: a body without 'input' gets a 4xx OpenAI error",
+    "openai-unknown-model": "OpenAI embeddings: a model that is not served gets 404 with an OpenAI error",
 }
 
 
 @dataclass(frozen=True)
 class Probe:
-    """The request that shows a divergence. `{model}` in the path is the served model's name."""
+    """The request that shows a divergence. `{model}` in the path (and the literal `{model}` in the body) is
+    the served model's name. `task`: the task the probed server must serve (None: any)."""
     method: str
     path: str
     body: bytes | None = None
     content_type: str = "application/json"
+    task: str | None = None
 
     def send(self, client: httpx.Client, base_url: str, model_name: str = "model") -> httpx.Response:
-        return client.request(self.method, base_url + self.path.format(model=model_name), content=self.body,
+        body = self.body.replace(b"{model}", model_name.encode()) if self.body is not None else None
+        return client.request(self.method, base_url + self.path.format(model=model_name), content=body,
                               headers={"Content-Type": self.content_type} if self.body is not None else {})
 
 
@@ -67,6 +77,48 @@ def _status(*codes: int) -> Callable[[httpx.Response | None], bool]:
 
 def _empty_body(response: httpx.Response | None) -> bool:
     return response is not None and response.status_code == 200 and not response.content.strip()
+
+
+def _body(response: httpx.Response | None) -> Any:
+    try:
+        return response.json() if response is not None else None
+    except ValueError:
+        return None
+
+
+def _fp64_output(response: httpx.Response | None) -> bool:
+    outputs = (_body(response) or {}).get("outputs") if response is not None and response.status_code == 200 else None
+    return isinstance(outputs, list) and any(isinstance(t, dict) and t.get("name") == "output-0"
+                                             and t.get("datatype") == "FP64" for t in outputs)
+
+
+def _object_embedding(response: httpx.Response | None) -> bool:
+    body = _body(response)
+    return response is not None and response.status_code == 200 and isinstance(body, dict) \
+        and body.get("object") == "embedding"
+
+
+def _openai_500_saying(*words: str) -> Callable[[httpx.Response | None], bool]:
+    """500 with an OpenAI error body whose message has every word (KServe wraps its own 4xx/501 errors)."""
+    def matches(response: httpx.Response | None) -> bool:
+        error = (_body(response) or {}).get("error") if response is not None and response.status_code == 500 else None
+        message = error.get("message") if isinstance(error, dict) else None
+        return isinstance(message, str) and all(word in message for word in words)
+    return matches
+
+
+def _fastapi_422(response: httpx.Response | None) -> bool:
+    body = _body(response)
+    return response is not None and response.status_code == 422 and isinstance(body, dict) and "detail" in body
+
+
+def _plain_error(*codes: int) -> Callable[[httpx.Response | None], bool]:
+    """A status in `codes` with KServe's plain `{"error": "..."}` instead of OpenAI's error object."""
+    def matches(response: httpx.Response | None) -> bool:
+        body = _body(response)
+        return response is not None and response.status_code in codes and isinstance(body, dict) \
+            and isinstance(body.get("error"), str)
+    return matches
 
 
 def _no_metadata_tensors(response: httpx.Response | None) -> bool:
@@ -88,6 +140,12 @@ class Divergence:
 
 INFER = "/v2/models/{model}/infer"
 PREDICT = "/v1/models/{model}:predict"
+EMBEDDINGS = "/openai/v1/embeddings"
+TEXT_EMBEDDING = "text_embedding"  # workbench.tasks.TEXT_EMBEDDING (profiles imports nothing of workbench)
+
+
+def _embeddings_probe(body: dict | bytes) -> Probe:
+    return Probe("POST", EMBEDDINGS, body if isinstance(body, bytes) else _json(body), task=TEXT_EMBEDDING)
 
 DIVERGENCES: list[Divergence] = [
     Divergence("v2-malformed-json", ("kserve",),
@@ -123,6 +181,33 @@ DIVERGENCES: list[Divergence] = [
     Divergence("hf-entity-route", ("kserve", "mlserver", "triton"),
                "POST /models/{name} (the HF Inference API's entity route) is a workbench extension; other servers "
                "answer 404/405", _status(404, 405), Probe("POST", "/models/{model}", _json({"inputs": "Hello"}))),
+    Divergence("v2-embedding-fp32", ("kserve",),
+               "KServe's runtime turns the float32 embeddings into Python floats (tolist) and V2 labels them FP64: "
+               "twice the bytes, no more precision", _fp64_output,
+               Probe("POST", INFER, _json({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES",
+                                                        "data": ["Hello"]}]}), task=TEXT_EMBEDDING)),
+    Divergence("openai-embeddings-object", ("kserve",),
+               "KServe's create_embedding answers object \"embedding\" for the whole response (OpenAI: \"list\")",
+               _object_embedding,
+               _embeddings_probe({"model": "{model}", "input": ["Hello"], "encoding_format": "float"})),
+    Divergence("openai-default-encoding-format", ("kserve",),
+               "KServe's EmbeddingRequest has no encoding_format unless the body sends one: 500 \"'EmbeddingRequest' "
+               "object has no attribute 'encoding_format'\"", _openai_500_saying("encoding_format"),
+               _embeddings_probe({"model": "{model}", "input": ["Hello"]})),
+    Divergence("openai-token-ids", ("kserve",),
+               "KServe refuses token lists with a clear message but its own try/except turns the 501 into 500",
+               _openai_500_saying("token lists"),
+               _embeddings_probe({"model": "{model}", "input": [[101, 7592, 102]], "encoding_format": "float"})),
+    Divergence("openai-malformed-json", ("kserve",),
+               "KServe's OpenAI routes answer malformed JSON with FastAPI's 422 {\"detail\": [...]}", _fastapi_422,
+               _embeddings_probe(b'{"model": "{model}", "input": ')),
+    Divergence("openai-missing-input", ("kserve",),
+               "KServe reads request.input unguarded: 500 {\"error\": \"AttributeError : ... no attribute 'input'\"}",
+               _plain_error(500), _embeddings_probe({"model": "{model}", "encoding_format": "float"})),
+    Divergence("openai-unknown-model", ("kserve",),
+               "KServe answers an unknown model on the OpenAI route with its V1/V2 body: 404 {\"error\": \"...\"}",
+               _plain_error(404),
+               _embeddings_probe({"model": "no-such-model", "input": ["Hello"], "encoding_format": "float"})),
     Divergence("v2-health-body", ("mlserver", "triton"),
                "MLServer and Triton answer health probes with an empty body (the status code is normative)",
                _empty_body),

@@ -104,7 +104,8 @@ def build_tiny_model(
 ) -> Path:
     """Build a tiny randomly initialised BERT for `task` and save model + tokenizer into `directory`.
 
-    task: "token_classification" | "sequence_classification" | "fill_mask".
+    task: "token_classification" | "sequence_classification" | "fill_mask" | "text_embedding" (a headless
+    `BertModel`, whose architecture name infers text_embedding).
     cased: write a cased vocabulary and a tokenizer with do_lower_case=False.
     """
     import torch
@@ -112,6 +113,7 @@ def build_tiny_model(
         BertForMaskedLM,
         BertForSequenceClassification,
         BertForTokenClassification,
+        BertModel,
         BertTokenizerFast,
     )
 
@@ -138,8 +140,11 @@ def build_tiny_model(
     elif task == "fill_mask":
         config = tiny_bert_config(vocab_size, max_position_embeddings=max_position_embeddings)
         model = BertForMaskedLM(config)
+    elif task == "text_embedding":
+        config = tiny_bert_config(vocab_size, max_position_embeddings=max_position_embeddings)
+        model = BertModel(config)
     else:
-        raise ValueError(f"unknown task {task!r}: expected token_classification, sequence_classification or fill_mask")
+        raise ValueError(f"unknown task {task!r}: expected one of {', '.join(TASKS)}")
     model.eval()
     from transformers.utils import logging as hf_logging
 

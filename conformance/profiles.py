@@ -239,6 +239,8 @@ for _divergence in DIVERGENCES:  # import-time: the list is data, and a bad entr
     assert set(_divergence.profiles) <= set(PROFILES) - {"strict"}, f"{_divergence.key}: bad profiles"
     assert "kserve" not in _divergence.profiles or _divergence.probe is not None, \
         f"{_divergence.key}: a kserve divergence needs the probe that shows it on the real runtime"
+    assert _divergence.probe is None or isinstance(_divergence.probe, GrpcProbe) == _divergence.key.startswith(
+        "grpc-"), f"{_divergence.key}: grpc-* keys take a GrpcProbe (and are judged on a GrpcOutcome), others a Probe"
 
 
 def known_divergence(profile: str, key: str, response: Observed) -> str | None:

@@ -84,10 +84,6 @@ class GrpcOutcome:
         except grpc.RpcError as exc:
             return cls(exc.code().name, exc.details() or "")
 
-    @classmethod
-    def of_error(cls, exc) -> "GrpcOutcome":
-        return cls(exc.code().name, exc.details() or "")
-
 
 Observed = Union[httpx.Response, GrpcOutcome, None]  # what a divergence's `matches` judges
 

@@ -33,7 +33,8 @@ def send(divergence, url: str, grpc_address: str) -> httpx.Response | GrpcOutcom
 
 def describe(answer: httpx.Response | GrpcOutcome) -> str:
     if isinstance(answer, GrpcOutcome):
-        return f"{answer.code} {answer.details[:300]!r}" + (f": {str(answer.response)[:300]}" if answer.response else "")
+        shown = f": {str(answer.response)[:300]}" if answer.response is not None else ""
+        return f"{answer.code} {answer.details[:300]!r}{shown}"
     return f"{answer.status_code}: {answer.text[:300]}"
 
 

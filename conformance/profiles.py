@@ -12,13 +12,15 @@ profile every divergence fails.
   422/500 or accepts a bad request): each carries the `Probe` that shows it, and tests/kserve_runtime sends
   every probe to the real runtime (which must answer as `matches` says) and to our predictor (which must
   not). The `kserve` profile is this list; nothing else defines it.
+- gRPC divergences (keys `grpc-*`) carry a `GrpcProbe` (an rpc and a plain description of its request) and
+  are judged on a `GrpcOutcome` (the status code and details, and the response when the call succeeded).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Union
 
 import httpx
 import pytest
@@ -48,6 +50,10 @@ POINTS: dict[str, str] = {
     "openai-malformed-json": "OpenAI embeddings: a body that is not JSON gets a 4xx OpenAI error",
     "openai-missing-input": "OpenAI embeddings: a body without 'input' gets a 4xx OpenAI error",
     "openai-unknown-model": "OpenAI embeddings: a model that is not served gets 404 with an OpenAI error",
+    "grpc-infer-text": "gRPC ModelInfer of BYTES text (typed contents or raw_input_contents) answers outputs",
+    "grpc-wrong-datatype": "gRPC ModelInfer with an INT64 text input -> INVALID_ARGUMENT",
+    "grpc-shape-data-mismatch": "gRPC ModelInfer whose shape says 3 elements and carries 2 -> INVALID_ARGUMENT",
+    "grpc-model-metadata-tensors": "gRPC ModelMetadata lists the model's input and output tensors",
 }
 
 
@@ -65,6 +71,80 @@ class Probe:
         body = self.body.replace(b"{model}", model_name.encode()) if self.body is not None else None
         return client.request(self.method, base_url + self.path.format(model=model_name), content=body,
                               headers={"Content-Type": self.content_type} if self.body is not None else {})
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+@dataclass(frozen=True)
+class GrpcOutcome:
+    """What a gRPC call answered: `code` is the status name ("OK" when it succeeded, with `response`)."""
+    code: str
+    details: str = ""
+    response: Any = None  # the response message (conformance.grpc_client's classes) when code == "OK"
+
+    @classmethod
+    def of_call(cls, client, rpc: str, request) -> "GrpcOutcome":
+        """Call `rpc` on a conformance.grpc_client.GrpcClient and keep its answer or its status."""
+        import grpc
+
+        try:
+            return cls("OK", response=client.call(rpc, request))
+        except grpc.RpcError as exc:
+            return cls(exc.code().name, exc.details() or "")
+
+
+Observed = Union[httpx.Response, GrpcOutcome, None]  # what a divergence's `matches` judges
+
+
+@dataclass(frozen=True)
+class GrpcProbe:
+    """The gRPC call that shows a divergence: `rpc` ModelInfer (one input `input_name` holding `texts` as
+    BYTES, or `ints` as INT64; `shape` defaults to the element count; `raw`: in raw_input_contents) or
+    ModelMetadata (of the served model)."""
+    rpc: str
+    texts: tuple[str, ...] = ()
+    ints: tuple[int, ...] = ()
+    shape: tuple[int, ...] | None = None
+    raw: bool = False
+    input_name: str = "text"
+    task: str | None = None  # as Probe.task: None, any model shows it
+
+    def request(self, model_name: str = "model"):
+        from conformance.grpc_client import infer_request, message
+
+        if self.rpc == "ModelMetadata":
+            return message("ModelMetadataRequest", name=model_name)
+        if self.rpc != "ModelInfer":
+            raise ValueError(f"GrpcProbe: rpc {self.rpc!r} is not ModelInfer or ModelMetadata")
+        if self.ints:
+            request = message("ModelInferRequest", model_name=model_name)
+            tensor = request.inputs.add(name=self.input_name, datatype="INT64", shape=[len(self.ints)])
+            tensor.contents.int64_contents.extend(self.ints)
+        else:
+            request = infer_request(model_name, list(self.texts), input_name=self.input_name, raw=self.raw)
+        if self.shape is not None:
+            request.inputs[0].shape[:] = list(self.shape)
+        return request
+
+    def send(self, client, model_name: str = "model") -> GrpcOutcome:
+        """Send it with a conformance.grpc_client.GrpcClient."""
+        return GrpcOutcome.of_call(client, self.rpc, self.request(model_name))
+
+    @property
+    def label(self) -> str:
+        return f"gRPC {self.rpc}"
+
+
+@dataclass(frozen=True)
+class GrpcStatus:
+    """Matches a gRPC outcome with status `code` whose details contain `details`."""
+    code: str
+    details: str = ""
+
+    def __call__(self, outcome: Observed) -> bool:
+        return isinstance(outcome, GrpcOutcome) and outcome.code == self.code and self.details in outcome.details
 
 
 def _json(value) -> bytes:
@@ -129,16 +209,23 @@ def _no_metadata_tensors(response: httpx.Response | None) -> bool:
     return isinstance(body, dict) and not body.get("inputs") and not body.get("outputs")
 
 
+def _grpc_no_metadata_tensors(outcome: Observed) -> bool:
+    return (isinstance(outcome, GrpcOutcome) and outcome.code == "OK"
+            and not outcome.response.inputs and not outcome.response.outputs)
+
+
 @dataclass(frozen=True)
 class Divergence:
     key: str
     profiles: tuple[str, ...]
     reason: str
-    matches: Callable[[httpx.Response | None], bool]
-    probe: Probe | None = None  # required for the `kserve` profile: tests/kserve_runtime sends it
+    matches: Callable[[Observed], bool]
+    probe: Probe | GrpcProbe | None = None  # required for the `kserve` profile: tests/kserve_runtime sends it
 
 
 INFER = "/v2/models/{model}/infer"
+# KServe 0.21's gRPC ExceptionToStatusInterceptor answers every exception outside kserve.errors with this.
+KSERVE_INTERNAL = GrpcStatus("INTERNAL", "Internal server error")
 PREDICT = "/v1/models/{model}:predict"
 EMBEDDINGS = "/openai/v1/embeddings"
 TEXT_EMBEDDING = "text_embedding"  # workbench.tasks.TEXT_EMBEDDING (profiles imports nothing of workbench)
@@ -208,6 +295,19 @@ DIVERGENCES: list[Divergence] = [
                "KServe answers an unknown model on the OpenAI route with its V1/V2 body: 404 {\"error\": \"...\"}",
                _plain_error(404),
                _embeddings_probe({"model": "no-such-model", "input": ["Hello"], "encoding_format": "float"})),
+    Divergence("grpc-infer-text", ("kserve",),
+               "KServe's get_predict_input passes only str BYTES through; gRPC bytes_contents/raw elements are bytes, "
+               "so it hands the tokenizer a numpy array of bytes, whose ValueError the interceptor answers INTERNAL",
+               KSERVE_INTERNAL, GrpcProbe("ModelInfer", texts=("Hello world",))),
+    Divergence("grpc-wrong-datatype", ("kserve",),
+               "KServe's HF runtime does not check the input datatype; the tokenizer's ValueError on an int array "
+               "is answered INTERNAL", KSERVE_INTERNAL, GrpcProbe("ModelInfer", ints=(1, 2))),
+    Divergence("grpc-shape-data-mismatch", ("kserve",),
+               "KServe's InferInput.as_numpy reshapes the data to the shape: numpy's ValueError is answered INTERNAL",
+               KSERVE_INTERNAL, GrpcProbe("ModelInfer", texts=("Hello", "world"), shape=(3,))),
+    Divergence("grpc-model-metadata-tensors", ("kserve",),
+               "KServe's Model.get_input_types/get_output_types default to []: gRPC metadata inputs/outputs are empty",
+               _grpc_no_metadata_tensors, GrpcProbe("ModelMetadata")),
     Divergence("v2-health-body", ("mlserver", "triton"),
                "MLServer and Triton answer health probes with an empty body (the status code is normative)",
                _empty_body),
@@ -221,9 +321,11 @@ for _divergence in DIVERGENCES:  # import-time: the list is data, and a bad entr
     assert set(_divergence.profiles) <= set(PROFILES) - {"strict"}, f"{_divergence.key}: bad profiles"
     assert "kserve" not in _divergence.profiles or _divergence.probe is not None, \
         f"{_divergence.key}: a kserve divergence needs the probe that shows it on the real runtime"
+    assert _divergence.probe is None or isinstance(_divergence.probe, GrpcProbe) == _divergence.key.startswith(
+        "grpc-"), f"{_divergence.key}: grpc-* keys take a GrpcProbe (and are judged on a GrpcOutcome), others a Probe"
 
 
-def known_divergence(profile: str, key: str, response: httpx.Response | None) -> str | None:
+def known_divergence(profile: str, key: str, response: Observed) -> str | None:
     """The reason when `profile` knows divergence `key` and the response matches it, else None."""
     if profile == "strict":
         return None
@@ -233,7 +335,7 @@ def known_divergence(profile: str, key: str, response: httpx.Response | None) ->
     return None
 
 
-def diverge_or_fail(profile: str, key: str, response: httpx.Response | None, message: str) -> None:
+def diverge_or_fail(profile: str, key: str, response: Observed, message: str) -> None:
     """xfail with the reason when the divergence is known to `profile`; otherwise fail with `message`."""
     if key not in POINTS:
         raise KeyError(f"unknown divergence key {key!r}: add it to conformance.profiles.POINTS")

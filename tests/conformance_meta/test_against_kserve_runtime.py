@@ -43,9 +43,12 @@ def runtime_installed():
 
 def test_the_divergent_checks_cover_every_kserve_divergence():
     from conformance.profiles import profile_keys
+    from tests.conformance_meta.test_grpc_checks import KSERVE_RUNTIME_GRPC_DIVERGENT  # the gRPC checks' keys
 
-    assert set(DIVERGENT_CHECKS) | set(EMBEDDING_DIVERGENT_CHECKS) == set(profile_keys("kserve"))
+    assert set(DIVERGENT_CHECKS) | set(EMBEDDING_DIVERGENT_CHECKS) | set(KSERVE_RUNTIME_GRPC_DIVERGENT) \
+        == set(profile_keys("kserve"))
     assert not set(DIVERGENT_CHECKS) & set(EMBEDDING_DIVERGENT_CHECKS)
+    assert not (set(DIVERGENT_CHECKS) | set(EMBEDDING_DIVERGENT_CHECKS)) & set(KSERVE_RUNTIME_GRPC_DIVERGENT)
 
 
 @pytest.mark.parametrize("task", ["token_classification", "fill_mask"])

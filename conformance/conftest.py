@@ -34,7 +34,7 @@ def pytest_addoption(parser, pluginmanager):
     group.addoption("--endpoint", default=None, help="base URL of the endpoint to check, e.g. http://host:8080 "
                     "(default: serve tiny models locally, one endpoint per task and mode)")
     group.addoption("--model-name", default="model", help="model name in URLs (default: model)")
-    group.addoption("--task", default=None, choices=semantics.TASKS, help="task the endpoint serves")
+    group.addoption("--task", default=None, choices=semantics.SUITE_TASKS, help="task the endpoint serves")
     group.addoption("--protocol", default=None, choices=("v1", "v2", "both"), help="protocols to check (default: both)")
     group.addoption("--host-header", default=None, help="Host header to send (e.g. NAME.NS.example.com for Istio)")
     group.addoption("--mode", default=None, choices=semantics.MODES,
@@ -155,8 +155,8 @@ def target_specs(config) -> list[TargetSpec]:
                             _protocols(protocol), endpoint.rstrip("/"), host_header, model_name)]
     else:
         tasks = [task] if task else list(semantics.TASKS)
-        modes = [mode] if mode else list(semantics.MODES)
-        specs = [TargetSpec(f"{t}-{m}", t, m, _protocols(protocol), model_name=model_name) for t in tasks for m in modes]
+        specs = [TargetSpec(f"{t}-{m}", t, m, _protocols(protocol), model_name=model_name)
+                 for t in tasks for m in ([mode] if mode else semantics.task_modes(t))]
     config._conformance_specs = specs
     return specs
 

@@ -70,8 +70,8 @@ def parse_case(raw: dict, defaults: dict, where: str) -> Case:
     for key in ("model", "task", "inputs", "expected"):
         if key not in merged:
             raise ExpectationError(f"{where}: missing {key!r}")
-    if merged["task"] not in semantics.TASKS:
-        raise ExpectationError(f"{where}: task {merged['task']!r} not one of {semantics.TASKS}")
+    if merged["task"] not in semantics.SUITE_TASKS:
+        raise ExpectationError(f"{where}: task {merged['task']!r} not one of {semantics.SUITE_TASKS}")
     inputs = merged["inputs"]
     if not isinstance(inputs, list) or not all(isinstance(t, str) for t in inputs) or not inputs:
         raise ExpectationError(f"{where}: 'inputs' must be a non-empty list of strings")

@@ -188,7 +188,7 @@ def render(results: dict[str, list[dict]], servers: list[Server], command: str, 
               "tests/kserve_runtime sends each probe to both.", "",
               "| key | profiles | reason | probe |", "|---|---|---|---|"]
     for divergence in DIVERGENCES:
-        probe = f"`{divergence.probe.method} {divergence.probe.path}`" if divergence.probe else ""
+        probe = f"`{divergence.probe.label}`" if divergence.probe else ""
         lines.append(f"| `{divergence.key}` | {', '.join(divergence.profiles)} | {_short(divergence.reason, 200)} "
                      f"| {probe} |")
     return "\n".join(lines) + "\n"

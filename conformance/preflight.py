@@ -99,7 +99,7 @@ def task_from_metadata(metadata: Any) -> str | None:
     """The task the V2 model metadata tells (workbench's server: parameters.task), if one of the suite's."""
     parameters = metadata.get("parameters") if isinstance(metadata, dict) else None
     task = parameters.get("task") if isinstance(parameters, dict) else None
-    return task if task in semantics.TASKS else None
+    return task if task in semantics.SUITE_TASKS else None
 
 
 def mode_from_metadata(metadata: Any) -> str | None:
@@ -163,5 +163,5 @@ def unknown_model_message(request: Request, where: str, model_name: str, statuse
 
 def task_missing_message(base_url: str, model_name: str, needing: int) -> str:
     return (f"the task of model {model_name!r} at {base_url} is unknown and {needing} selected checks need it: "
-            f"the server's metadata does not tell it; pass --task ({' | '.join(semantics.TASKS)}), "
+            f"the server's metadata does not tell it; pass --task ({' | '.join(semantics.SUITE_TASKS)}), "
             f"or --level protocol to run only checks that do not need it")

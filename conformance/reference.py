@@ -12,6 +12,8 @@ KServe's post-processing (huggingfaceserver `encoder_model.py`), per text:
   fill mask:               decoded argmax token(s) at the mask positions | per mask a V-long list of
                            one-entry dicts {token_id: "0.1234"} (probabilities as 4-place *strings*) or
                            {token_id: logit}
+  text embedding:          the base model's last hidden state, mean-pooled over the attention mask, then
+                           L2-normalised: D floats (`_process_text_embedding`, `_mean_pooling`)
 """
 
 from __future__ import annotations
@@ -35,12 +37,12 @@ class ReferenceModel:
     def _load(self) -> None:
         if self._tokenizer is not None:
             return
-        from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoModelForTokenClassification
-        from transformers import AutoTokenizer
+        from transformers import AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification
+        from transformers import AutoModelForTokenClassification, AutoTokenizer
 
         classes = {"token_classification": AutoModelForTokenClassification,
                    "sequence_classification": AutoModelForSequenceClassification,
-                   "fill_mask": AutoModelForMaskedLM}
+                   "fill_mask": AutoModelForMaskedLM, semantics.TEXT_EMBEDDING: AutoModel}
         self._tokenizer = AutoTokenizer.from_pretrained(self.source, do_lower_case=self.lower_case)
         self._network = classes[self.task].from_pretrained(self.source)
         self._network.eval()
@@ -53,7 +55,7 @@ class ReferenceModel:
     @property
     def num_labels(self) -> int | None:
         self._load()
-        return None if self.task == "fill_mask" else int(self._network.config.num_labels)
+        return None if self.task in ("fill_mask", semantics.TEXT_EMBEDDING) else int(self._network.config.num_labels)
 
     @property
     def vocab_size(self) -> int:
@@ -77,7 +79,10 @@ class ReferenceModel:
         encoded = self._tokenizer(list(texts), add_special_tokens=self.add_special_tokens, return_tensors="pt",
                                   padding=True, truncation=True)
         with torch.no_grad():
-            logits = self._network(**encoded, return_dict=True).logits
+            output = self._network(**encoded, return_dict=True)
+        if self.task == semantics.TEXT_EMBEDDING:
+            return _embeddings(output.last_hidden_state, encoded["attention_mask"])
+        logits = output.logits
         if self.task == "fill_mask":
             mask_id = self._tokenizer.mask_token_id
             result = [_fill_mask_answer(row_logits[row_ids == mask_id], mode, self._tokenizer)
@@ -100,6 +105,15 @@ def _scores(values, mode: str, *, as_text: bool = False) -> dict[int, Any]:
         return {index: float(value) for index, value in enumerate(values.tolist())}
     rounded = [f"{p:.4f}" for p in torch.softmax(values, dim=-1).tolist()]
     return {index: (text if as_text else float(text)) for index, text in enumerate(rounded)}
+
+
+def _embeddings(hidden, attention_mask) -> list[list[float]]:
+    """Mean of the token vectors the attention mask keeps, then unit L2 norm (float32, as the runtime)."""
+    import torch
+
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * mask).sum(dim=1) / torch.clamp(mask.sum(dim=1), min=1e-9)
+    return torch.nn.functional.normalize(pooled, p=2, dim=1).tolist()
 
 
 def _class_answer(values, mode: str) -> Any:

@@ -12,6 +12,7 @@ Canonical rows, one per input text:
   token_classification  default: [id, ...] (S ids)          probabilities/logits: [{label: float}, ...] (S dicts)
   sequence_classification default: id                       probabilities/logits: {label: float}
   fill_mask             default: "decoded token(s)"          probabilities/logits: [{token_id: float, ...}, ...] (per mask)
+  text_embedding        default (its one mode): [float, ...] (D floats: the mean-pooled, L2-normalised vector)
 """
 
 from __future__ import annotations
@@ -20,7 +21,16 @@ import ast
 import math
 from typing import Any
 
-from workbench.tasks import MODES, TASKS  # noqa: F401  (names only: the one list of tasks and modes)
+from workbench.tasks import MODES, TASKS, TEXT_EMBEDDING  # noqa: F401  (names only: the one list of tasks and modes)
+
+# The tasks an endpoint can be checked in (--task): workbench's, and KServe's text_embedding, which an endpoint
+# (KServe's runtime) may serve where ours does not.
+SUITE_TASKS: tuple[str, ...] = tuple(dict.fromkeys((*TASKS, TEXT_EMBEDDING)))
+
+
+def task_modes(task: str | None) -> tuple[str, ...]:
+    """The output modes a task is served in: text_embedding has one (the vectors), the others MODES."""
+    return ("default",) if task == TEXT_EMBEDDING else MODES
 
 INTEGER_RANGES = {
     "INT8": (-(2**7), 2**7 - 1), "INT16": (-(2**15), 2**15 - 1), "INT32": (-(2**31), 2**31 - 1),
@@ -33,6 +43,10 @@ DATATYPES = ("BOOL", *INTEGER_RANGES, *FLOAT_TYPES, "BYTES")
 PROBABILITY_SUM_TOLERANCE = 1e-3  # float slack on top of the rounding interval (probability_sum_bounds)
 PROBABILITY_TOLERANCE = 2e-3  # between two servers / compositions, after 4-place rounding
 LOGIT_TOLERANCE = 1e-3
+# Embedding components between two answers (alone vs batched, V1 vs V2, server vs reference): unit vectors
+# whose components are ~1/sqrt(D) (0.05 for D=384); fp32 padding/batching noise is ~1e-6, so 1e-4 is 100x that
+# and still 0.2% of a typical component.
+EMBEDDING_TOLERANCE = 1e-4
 
 
 class Violation(AssertionError):
@@ -197,7 +211,8 @@ def _token_row_default(row: Any, where: str) -> list[int]:
 def _check_same_length(rows: list, where: str) -> None:
     lengths = {len(row) for row in rows}
     if len(lengths) > 1:
-        raise Violation(f"{where}: rows of one request must all have S entries (padded), got lengths {sorted(lengths)}")
+        raise Violation(f"{where}: rows of one request must all have the same length (token rows: S, padded; "
+                        f"embeddings: D), got lengths {sorted(lengths)}")
 
 
 def v1_rows(task: str, mode: str, predictions: Any, batch: int) -> list:
@@ -229,15 +244,29 @@ def v1_rows(task: str, mode: str, predictions: Any, batch: int) -> list:
                 if not isinstance(row, list) or not row:
                     raise Violation(f"{where}: expected one score list per mask, got {row!r:.80}")
                 rows.append([merge_vocab_dicts(entries, f"{where}[{m}]") for m, entries in enumerate(row)])
+        elif task == TEXT_EMBEDDING:
+            rows.append(embedding_row(row, where))
         else:
             raise ValueError(f"unknown task {task!r}")
-    if task == "token_classification":
+    if task in ("token_classification", TEXT_EMBEDDING):
         _check_same_length(rows, "predictions")
     return rows
 
 
+def embedding_row(row: Any, where: str) -> list[float]:
+    """One text's embedding: a non-empty flat list of finite numbers (D floats)."""
+    if not isinstance(row, list) or not row:
+        raise Violation(f"{where}: expected the text's embedding as a non-empty list of D floats, got {row!r:.80}")
+    for j, value in enumerate(row):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise Violation(f"{where}[{j}]: embedding components must be finite numbers, got {value!r:.80}")
+    return [float(value) for value in row]
+
+
 def expected_v2_layout(task: str, mode: str) -> tuple[str, str]:
     """(datatype, shape description) that KServe's HF runtime gives `output-0` for a task/mode."""
+    if task == TEXT_EMBEDDING:
+        return "FP32", "[B,D]"
     if mode == "default":
         return {"token_classification": ("INT64", "[B,1,S]"), "sequence_classification": ("INT64", "[B]"),
                 "fill_mask": ("BYTES", "[B]")}[task]
@@ -264,6 +293,8 @@ def find_output(body: Any, name: str = "output-0") -> dict:
 def v2_rows(task: str, mode: str, tensor: dict, batch: int) -> list:
     """Canonical rows from a V2 `output-0` tensor, checking datatype and shape per the runtime's table."""
     validate_v2_tensor(tensor, "output-0")
+    if task == TEXT_EMBEDDING:
+        return v2_embedding_rows(tensor, batch)
     datatype, layout = expected_v2_layout(task, mode)
     shape = tensor["shape"]
     if tensor["datatype"] != datatype:
@@ -290,6 +321,17 @@ def v2_rows(task: str, mode: str, tensor: dict, batch: int) -> list:
             else:
                 rows.append([merge_vocab_dicts(list(entries), f"{where}[{m}]") for m, entries in enumerate(row)])
     return rows
+
+
+def v2_embedding_rows(tensor: dict, batch: int) -> list[list[float]]:
+    """Embedding rows from a validated `output-0`: a floating-point datatype (OIP lets the server choose its
+    precision; test_embeddings checks for FP32), shape [B, D] with D > 0."""
+    shape = tensor["shape"]
+    if tensor["datatype"] not in FLOAT_TYPES:
+        raise Violation(f"output-0: datatype {tensor['datatype']} but embeddings are floats ({'/'.join(FLOAT_TYPES)}) [B,D]")
+    if len(shape) != 2 or shape[0] != batch or shape[1] < 1:
+        raise Violation(f"output-0: shape {shape} but the embeddings of {batch} texts are [B,D] with B={batch}, D > 0")
+    return [embedding_row(row, f"output-0[{i}]") for i, row in enumerate(reshape(flatten(tensor["data"]), shape))]
 
 
 def check_row_semantics(task: str, mode: str, rows: list, *, num_labels: int | None = None,
@@ -349,6 +391,8 @@ def compare_rows(task: str, mode: str, got: list, expected: list, *, prefix_ok: 
     problems: list[str] = []
     if len(got) != len(expected):
         return [f"{len(got)} rows, expected {len(expected)}"]
+    if task == TEXT_EMBEDDING:
+        return compare_embeddings(got, expected)
     for i, (a, b) in enumerate(zip(got, expected)):
         if task == "token_classification" and prefix_ok:
             a = a[:len(b)]
@@ -369,4 +413,20 @@ def compare_rows(task: str, mode: str, got: list, expected: list, *, prefix_ok: 
                 k = bad[0]
                 problems.append(f"text {i}[{j}] label {k}: got {sa[k]}, expected {sb[k]} (tolerance {tolerance})")
                 break
+    return problems
+
+
+def compare_embeddings(got: list[list[float]], expected: list[list[float]],
+                       tolerance: float = EMBEDDING_TOLERANCE) -> list[str]:
+    """Differences between two lists of embeddings: per text, the dimension and every component within
+    `tolerance` (absolute)."""
+    problems: list[str] = []
+    for i, (a, b) in enumerate(zip(got, expected)):
+        if len(a) != len(b):
+            problems.append(f"text {i}: {len(a)} dimensions, expected {len(b)}")
+            continue
+        worst = max(range(len(b)), key=lambda j: abs(a[j] - b[j]))
+        if abs(a[worst] - b[worst]) > tolerance:
+            problems.append(f"text {i}[{worst}]: got {a[worst]}, expected {b[worst]} (max difference "
+                            f"{abs(a[worst] - b[worst]):.3g} > tolerance {tolerance})")
     return problems

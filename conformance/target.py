@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 from conformance import semantics
 
-from workbench.tasks import MODE_FLAGS
+from workbench.tasks import MODE_FLAGS, TEXT_EMBEDDING
 
 SAMPLE_TEXTS = [
     "My name is Wolfgang and I live in Berlin",
@@ -113,9 +113,11 @@ def predict_rows(client, target: Target, texts: list[str], protocol: str) -> lis
 
 # --- servers the suite starts itself -----------------------------------------------------------
 
-def server_command(server: str, model_dir: str | Path, model_name: str, mode: str, port: int) -> list[str]:
-    """The command that serves `model_dir` in `mode` on `port` with the built-in predictor or KServe's."""
-    flags = MODE_FLAGS[mode]
+def server_command(server: str, model_dir: str | Path, model_name: str, mode: str, port: int,
+                   task: str | None = None) -> list[str]:
+    """The command that serves `model_dir` in `mode` on `port` with the built-in predictor or KServe's.
+    text_embedding is named (`--task`): KServe's runtime does not infer it from a headless architecture."""
+    flags = (*MODE_FLAGS[mode], *(("--task", task) if task == TEXT_EMBEDDING else ()))
     if server == "builtin":
         return [sys.executable, "-m", "workbench", "serve", "--model_name", model_name, "--model_dir", str(model_dir),
                 "--http_port", str(port), "--host", "127.0.0.1", "--disable_grpc", *flags]  # two run at once
@@ -134,12 +136,13 @@ def server_command(server: str, model_dir: str | Path, model_name: str, mode: st
 
 
 @contextlib.contextmanager
-def serve_locally(server: str, model_dir: str | Path, model_name: str, mode: str, timeout: float = 120.0) -> Iterator[str]:
+def serve_locally(server: str, model_dir: str | Path, model_name: str, mode: str, timeout: float = 120.0,
+                  task: str | None = None) -> Iterator[str]:
     from workbench.testsupport.servers import free_port, served_command
 
     port = free_port()
     env = {"PYTHONPATH": ""} if server == "kserve-runtime" else None  # its own venv: keep our checkout off its path
-    with served_command(server_command(server, model_dir, model_name, mode, port), port, timeout=timeout,
+    with served_command(server_command(server, model_dir, model_name, mode, port, task), port, timeout=timeout,
                         env=env) as url:
         yield url
 
@@ -159,7 +162,8 @@ class LocalServers:
         self.ahead = ServersAhead(specs, self._start)
 
     def _start(self, spec):
-        return serve_locally(self.server, self.model_dirs[spec.task], spec.model_name, spec.mode, self.timeout)
+        return serve_locally(self.server, self.model_dirs[spec.task], spec.model_name, spec.mode, self.timeout,
+                             spec.task)
 
     @contextlib.contextmanager
     def serving(self, spec) -> Iterator[str]:

@@ -4,7 +4,9 @@ Runs only with `--grpc-endpoint HOST:PORT` (each check skips in one line otherwi
 too, the gRPC answers are also compared with the REST ones. Errors are gRPC status codes: OIP says the
 status of each call is its gRPC status; the codes are gRPC's canonical ones (INVALID_ARGUMENT: the
 request is wrong; NOT_FOUND: no such model; RESOURCE_EXHAUSTED: a message over the receive limit).
-After each error the endpoint must still answer ServerReady and a good ModelInfer.
+After each error the endpoint must still answer ServerReady and a good ModelInfer. A check that fails
+where a `grpc-*` entry of conformance.profiles.DIVERGENCES names the outcome (status code and details, or
+the response) is a known divergence under that entry's profile (`--profile kserve`), a failure under strict.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pytest
 
 from conformance import semantics
 from conformance.checks import clause, level, protocol
-from conformance.profiles import diverge_or_fail
+from conformance.profiles import GrpcOutcome, diverge_or_fail
 from conformance.grpc_client import GrpcClient, Malformed, infer_request, message, output_values, raw_bytes_elements
 from conformance.target import Target, new_request_id, v2_request
 
@@ -87,7 +89,8 @@ def _grpc_target(pytestconfig, spec, address, authority=None):
     if spec.endpoint is not None:
         rest = ConformanceClient(spec.endpoint, host_header=spec.host_header, timeout=timeout)
     yield SimpleNamespace(address=address, client=client, model=model, rest=rest,
-                          max_message=pytestconfig.getoption("--grpc-max-message"))
+                          max_message=pytestconfig.getoption("--grpc-max-message"),
+                          profile=pytestconfig.getoption("--profile"))
     client.close()
     if rest is not None:
         rest.close()
@@ -107,9 +110,14 @@ def _call(grpc_target, rpc: str, request=None):
 
 
 def _infer(grpc_target, texts=None, **kwargs):
+    """A good ModelInfer of text; an error status fails the check (or is the profile's known divergence)."""
     model = grpc_target.model
     request = infer_request(model.model_name, texts or model.texts(2), input_name=model.input_name, **kwargs)
-    return _call(grpc_target, "ModelInfer", request)
+    outcome = GrpcOutcome.of_call(grpc_target.client, "ModelInfer", request)
+    if outcome.code != "OK":
+        diverge_or_fail(grpc_target.profile, "grpc-infer-text", outcome,
+                        f"ModelInfer answered {outcome.code}: {outcome.details}")
+    return outcome.response
 
 
 def _values(response, index: int) -> list:
@@ -119,17 +127,19 @@ def _values(response, index: int) -> list:
         raise AssertionError(str(exc)) from None
 
 
-def _expect_status(grpc_target, rpc: str, request, wanted: str, what: str) -> None:
-    import grpc
-
+def _expect_status(grpc_target, rpc: str, request, wanted: str, what: str, divergence: str | None = None) -> None:
+    """`rpc` answers status `wanted` and the endpoint keeps serving; another answer fails the check, or is
+    the known divergence `divergence` of the profile."""
     _infers_at_all(grpc_target)  # before the bad request
-    try:
-        grpc_target.client.call(rpc, request)
-    except grpc.RpcError as exc:
-        assert exc.code().name == wanted, f"{what}: expected {wanted}, got {exc.code().name}: {exc.details()}"
-    else:
-        raise AssertionError(f"{what}: expected {wanted}, the call succeeded")
+    outcome = GrpcOutcome.of_call(grpc_target.client, rpc, request)
     _expect_still_serving(grpc_target, what)
+    if outcome.code == wanted:
+        return
+    observed = (f"{what}: expected {wanted}, " +
+                ("the call succeeded" if outcome.code == "OK" else f"got {outcome.code}: {outcome.details}"))
+    if divergence is None:
+        pytest.fail(observed, pytrace=False)
+    diverge_or_fail(grpc_target.profile, divergence, outcome, observed)
 
 
 def _good_infer(grpc_target):
@@ -201,19 +211,15 @@ def test_grpc_server_metadata(grpc_target):
 @level("protocol")
 @clause("OIP-gRPC §Model Metadata: ModelMetadataResponse{name, platform, inputs, outputs} (TensorMetadata: "
         "name, datatype, shape; -1 = variable)")
-def test_grpc_model_metadata(grpc_target, profile):
+def test_grpc_model_metadata(grpc_target):
     """ModelMetadata names the model and describes its input and output tensors."""
     model = grpc_target.model
     response = _call(grpc_target, "ModelMetadata", message("ModelMetadataRequest", name=model.model_name))
     assert response.name == model.model_name, f"name {response.name!r} != {model.model_name!r}"
     # platform: a proto3 string is never absent; an empty one (KServe, MLServer) passes, as REST's "" does
     if not (len(response.inputs) and len(response.outputs)):
-        observed = f"ModelMetadata lists {len(response.inputs)} inputs and {len(response.outputs)} outputs"
-        if grpc_target.rest is None:
-            pytest.fail(observed, pytrace=False)
-        # the same cause as REST's (KServe's Model.get_input_types default): judged by the REST probe
-        rest = grpc_target.rest.recording([]).get(f"/v2/models/{model.model_name}")
-        diverge_or_fail(profile, "v2-model-metadata-tensors", rest, observed)
+        diverge_or_fail(grpc_target.profile, "grpc-model-metadata-tensors", GrpcOutcome("OK", response=response),
+                        f"ModelMetadata lists {len(response.inputs)} inputs and {len(response.outputs)} outputs")
     for where, tensor in [*(("inputs", t) for t in response.inputs), *(("outputs", t) for t in response.outputs)]:
         assert tensor.name, f"{where}: a tensor without a name"
         assert tensor.datatype in semantics.DATATYPES, f"{where} {tensor.name}: datatype {tensor.datatype!r}"
@@ -323,7 +329,8 @@ def test_grpc_wrong_datatype_invalid_argument(grpc_target):
     model = grpc_target.model
     request = message("ModelInferRequest", model_name=model.model_name)
     request.inputs.add(name=model.input_name, datatype="INT64", shape=[2]).contents.int64_contents.extend([1, 2])
-    _expect_status(grpc_target, "ModelInfer", request, "INVALID_ARGUMENT", "an INT64 text input")
+    _expect_status(grpc_target, "ModelInfer", request, "INVALID_ARGUMENT", "an INT64 text input",
+                   divergence="grpc-wrong-datatype")
 
 
 @level("protocol")
@@ -334,7 +341,8 @@ def test_grpc_shape_data_mismatch_invalid_argument(grpc_target, form):
     model = grpc_target.model
     request = infer_request(model.model_name, model.texts(2), input_name=model.input_name, raw=form == "raw")
     request.inputs[0].shape[:] = [3]
-    _expect_status(grpc_target, "ModelInfer", request, "INVALID_ARGUMENT", f"shape [3] with 2 {form} elements")
+    _expect_status(grpc_target, "ModelInfer", request, "INVALID_ARGUMENT", f"shape [3] with 2 {form} elements",
+                   divergence="grpc-shape-data-mismatch")
 
 
 @level("protocol")

@@ -90,7 +90,11 @@ def build_app(upstream: str, mutation: str = "none"):
                 rewritten = mutant.request_for(Exchange(request.method, path, request_json))
                 content = json.dumps(rewritten).encode()
             query = f"?{request.url.query}" if request.url.query else ""
-            answer = await client.request(request.method, path + query, content=content, headers=headers)
+            try:
+                answer = await client.request(request.method, path + query, content=content, headers=headers)
+            except (httpx.ReadError, httpx.RemoteProtocolError):
+                # The upstream closed a kept-alive connection (KServe's runtime does after some error answers)
+                answer = await client.request(request.method, path + query, content=content, headers=headers)
             status, body_bytes = answer.status_code, answer.content
             media_type = answer.headers.get("content-type")
             if mutant is None:

@@ -21,36 +21,48 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from workbench.tasks import MODE_FLAGS
+from workbench.tasks import MODE_FLAGS, TEXT_EMBEDDING
 
 # --- upstreams ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Upstream:
-    """A real predictor the proxy sits in front of: the built-in server on a tiny model."""
+    """A real predictor the proxy sits in front of: the built-in server on a tiny model, or KServe's real
+    runtime (`server="kserve-runtime"`, checked under `--profile kserve`: its known divergences are no kill)."""
 
     task: str
     mode: str
     offsets: bool = False  # served with --return_offsets_mapping
+    server: str = "builtin"  # or "kserve-runtime"
 
     @property
     def id(self) -> str:
-        return f"{self.task}-{self.mode}" + ("+offsets" if self.offsets else "")
+        return (f"{self.task}-{self.mode}" + ("+offsets" if self.offsets else "")
+                + ("@kserve-runtime" if self.server == "kserve-runtime" else ""))
+
+    @property
+    def profile(self) -> str:
+        return "kserve" if self.server == "kserve-runtime" else "strict"
 
     @property
     def server_flags(self) -> tuple[str, ...]:
-        return (*MODE_FLAGS[self.mode], *(("--return_offsets_mapping",) if self.offsets else ()))
+        return (*MODE_FLAGS[self.mode], *(("--return_offsets_mapping",) if self.offsets else ()),
+                *(("--task", self.task) if self.task == TEXT_EMBEDDING else ()))
 
     def suite_args(self) -> list[str]:
-        return ["--task", self.task, "--mode", self.mode, *(["--return-offsets-mapping"] if self.offsets else [])]
+        return ["--task", self.task, "--mode", self.mode, *(["--return-offsets-mapping"] if self.offsets else []),
+                "--profile", self.profile]
 
 
 TD, TP, TL = (Upstream("token_classification", m) for m in ("default", "probabilities", "logits"))
 SD, SP, SL = (Upstream("sequence_classification", m) for m in ("default", "probabilities", "logits"))
 FD, FP, FL = (Upstream("fill_mask", m) for m in ("default", "probabilities", "logits"))
 TDO = Upstream("token_classification", "default", offsets=True)
-UPSTREAMS = (TD, TP, TL, SD, SP, SL, FD, FP, FL, TDO)
+# text_embedding: KServe's real runtime (ours serves it from the embeddings branch on: then add
+# Upstream(TEXT_EMBEDDING, "default") beside it, under strict, and the FP64 mutant, which only it can show)
+EK = Upstream(TEXT_EMBEDDING, "default", server="kserve-runtime")
+UPSTREAMS = (TD, TP, TL, SD, SP, SL, FD, FP, FL, TDO, EK)
 
 # --- the exchange a mutant sees ------------------------------------------------------------------
 
@@ -76,6 +88,10 @@ def is_v2_infer(path: str) -> bool:
 
 def is_inference(path: str) -> bool:
     return is_v1_predict(path) or is_v2_infer(path)
+
+
+def is_openai_embeddings(path: str) -> bool:
+    return path == "/openai/v1/embeddings"
 
 
 def is_entities(path: str) -> bool:
@@ -523,6 +539,130 @@ def m_hf_bad_parameters_accepted(ex):
     return ex
 
 
+# --- text_embedding (V1 predictions [B][D], V2 output-0 [B,D], the OpenAI route) -----------------------
+
+def _map_vectors(fn, *, v1: bool = True, v2: bool = True, openai: bool = True):
+    """A mutate that replaces the list of a request's B embeddings by fn(vectors) on V1, V2 (float) and the
+    OpenAI route (float answers)."""
+    def mutate(ex):
+        if not ok(ex) or not isinstance(ex.body, dict):
+            return ex
+        if v1 and is_v1_predict(ex.path) and isinstance(ex.body.get("predictions"), list):
+            ex.body["predictions"] = fn(ex.body["predictions"])
+        tensor = output0(ex) if v2 and is_v2_infer(ex.path) else None
+        if tensor is not None and len(tensor.get("shape") or []) == 2:
+            batch, dimension = tensor["shape"]
+            data = tensor["data"]
+            rows = fn([data[i * dimension:(i + 1) * dimension] for i in range(batch)])
+            tensor["data"] = [x for row in rows for x in row]
+        items = ex.body.get("data") if openai and is_openai_embeddings(ex.path) else None
+        if isinstance(items, list) and items and all(isinstance(i.get("embedding"), list) for i in items):
+            for item, vector in zip(items, fn([i["embedding"] for i in items])):
+                item["embedding"] = vector
+        return ex
+    return mutate
+
+
+def _normalised(vector: list[float]) -> list[float]:
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]
+
+
+def _scaled(rows):
+    return [[3.0 * v for v in row] for row in rows]
+
+
+def _batch_dependent(rows):
+    """Each vector moves with the batch size (B = 1: unchanged), still of unit norm."""
+    return [_normalised([v + 0.02 * (len(rows) - 1) for v in row]) for row in rows]
+
+
+def _noisy(rows):
+    import random
+
+    return [_normalised([v + random.uniform(-0.01, 0.01) for v in row]) for row in rows]
+
+
+def _constant(rows):
+    return [_normalised([1.0] * len(row)) for row in rows]
+
+
+def m_emb_v2_dimension_short(ex):
+    tensor = output0(ex) if ok(ex) and is_v2_infer(ex.path) else None
+    if tensor is not None and len(tensor.get("shape") or []) == 2 and tensor["shape"][1] > 1:
+        batch, dimension = tensor["shape"]
+        tensor["data"] = [x for i in range(batch) for x in tensor["data"][i * dimension:(i + 1) * dimension - 1]]
+        tensor["shape"] = [batch, dimension - 1]
+    return ex
+
+
+def m_emb_v1_flat(ex):
+    if ok(ex) and is_v1_predict(ex.path) and isinstance(ex.body.get("predictions"), list):
+        ex.body["predictions"] = [v for row in ex.body["predictions"] for v in row]
+    return ex
+
+
+def _output0_update(**changes):
+    def mutate(ex):
+        tensor = output0(ex) if ok(ex) and is_v2_infer(ex.path) else None
+        if tensor is not None:
+            tensor.update({k: (v(tensor) if callable(v) else v) for k, v in changes.items()})
+        return ex
+    return mutate
+
+
+def _openai_body(fn):
+    def mutate(ex):
+        if ok(ex) and is_openai_embeddings(ex.path) and isinstance(ex.body, dict):
+            fn(ex.body)
+        return ex
+    return mutate
+
+
+def _reverse_data(body, reindex: bool):
+    data = list(reversed(body.get("data") or []))
+    for index, item in enumerate(data):
+        if reindex and isinstance(item, dict):
+            item["index"] = index
+    body["data"] = data
+
+
+def _base64_big_endian(body):
+    import base64
+    import struct
+
+    for item in body.get("data") or []:
+        if isinstance(item, dict) and isinstance(item.get("embedding"), str):
+            raw = base64.b64decode(item["embedding"])
+            values = struct.unpack(f"<{len(raw) // 4}f", raw)
+            item["embedding"] = base64.b64encode(struct.pack(f">{len(values)}f", *values)).decode("ascii")
+
+
+def _usage_plus_one(body):
+    if isinstance(body.get("usage"), dict):
+        body["usage"] = {k: v + 1 if isinstance(v, int) else v for k, v in body["usage"].items()}
+
+
+def m_openai_string_input_refused(ex):
+    if is_openai_embeddings(ex.path) and isinstance(ex.request, dict) and isinstance(ex.request.get("input"), str):
+        ex.status, ex.body = 400, {"error": {"message": "'input' must be a list", "type": "invalid_request_error"}}
+    return ex
+
+
+def m_openai_errors_answered(ex):
+    if is_openai_embeddings(ex.path) and ex.status != 200:
+        ex.status, ex.body = 200, {"object": "list", "data": [], "model": "model",
+                                   "usage": {"prompt_tokens": 1, "total_tokens": 1}}
+    return ex
+
+
+def r_openai_default_base64(ex):
+    request = ex.request
+    if is_openai_embeddings(ex.path) and isinstance(request, dict) and "encoding_format" not in request:
+        request["encoding_format"] = "base64"
+    return request
+
+
 def _identity(ex):
     return ex
 
@@ -672,6 +812,45 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("hf-unknown-model-answered", "POST /models/<unknown> answers 200 [] instead of 404", (TL,),
            m_hf_unknown_model_answered),
     Mutant("hf-bad-parameters-accepted", "bad entity parameters answer 200 []", (TL,), m_hf_bad_parameters_accepted),
+    # text_embedding: V1 / V2
+    Mutant("emb-v1-flattened", "V1 embeddings are one flat list of B*D floats instead of [B][D]", (EK,), m_emb_v1_flat),
+    Mutant("emb-v2-shape-flat", "V2 embeddings are shaped [B*D] instead of [B,D]", (EK,),
+           _output0_update(shape=lambda t: [t["shape"][0] * t["shape"][1]] if len(t["shape"]) == 2 else t["shape"])),
+    Mutant("emb-v2-dimension-short", "V2 embeddings lose their last component ([B, D-1]; V1 keeps D)", (EK,),
+           m_emb_v2_dimension_short),
+    Mutant("emb-v2-int64", "V2 embeddings are labelled INT64", (EK,), _output0_update(datatype="INT64")),
+    Mutant("emb-v2-fp16", "V2 embeddings are labelled FP16 (not FP32, nor KServe's FP64)", (EK,),
+           _output0_update(datatype="FP16")),
+    Mutant("emb-not-normalised", "embeddings (V1, V2, OpenAI) are 3x the unit vector", (EK,), _map_vectors(_scaled)),
+    Mutant("emb-batch-dependent", "each embedding moves with the batch size (V1, V2, OpenAI), unit norm kept", (EK,),
+           _map_vectors(_batch_dependent)),
+    Mutant("emb-nondeterministic", "embeddings get fresh noise of 0.01 per answer (unit norm kept)", (EK,),
+           _map_vectors(_noisy)),
+    Mutant("emb-constant", "every text gets the same unit vector", (EK,), _map_vectors(_constant)),
+    # text_embedding: the OpenAI route
+    Mutant("openai-data-out-of-order", "OpenAI embedding objects come in reverse order (each keeps its index)", (EK,),
+           _openai_body(lambda b: _reverse_data(b, reindex=False))),
+    Mutant("openai-data-reindexed", "OpenAI embeddings come in reverse order, indexes renumbered 0..n-1", (EK,),
+           _openai_body(lambda b: _reverse_data(b, reindex=True))),
+    Mutant("openai-missing-usage", "OpenAI embeddings answer no usage", (EK,), _openai_body(lambda b: b.pop("usage", None))),
+    Mutant("openai-usage-off-by-one", "OpenAI usage counts one token more than the inputs have", (EK,),
+           _openai_body(_usage_plus_one)),
+    Mutant("openai-model-not-echoed", "OpenAI embeddings answer another model than asked", (EK,),
+           _openai_body(lambda b: b.update(model="text-embedding-ada-002"))),
+    Mutant("openai-object-missing", "OpenAI embeddings answer no top-level object", (EK,),
+           _openai_body(lambda b: b.pop("object", None))),
+    Mutant("openai-base64-big-endian", "base64 embeddings pack big-endian float32", (EK,),
+           _openai_body(_base64_big_endian)),
+    Mutant("openai-other-vectors", "the OpenAI route answers other vectors than V1/V2 (batch-size shifted)", (EK,),
+           _map_vectors(_batch_dependent, v1=False, v2=False)),
+    Mutant("openai-string-input-refused", "the OpenAI route refuses a string input (only lists)", (EK,),
+           m_openai_string_input_refused),
+    Mutant("openai-default-base64", "without encoding_format the OpenAI route answers base64", (EK,),
+           rewrite_request=r_openai_default_base64),
+    Mutant("openai-errors-answered", "bad OpenAI embedding requests answer 200 with no embeddings", (EK,),
+           m_openai_errors_answered),
+    Mutant("openai-models-empty", "GET /openai/v1/models lists no model", (EK,),
+           _route_body(lambda p: p == "/openai/v1/models", lambda b: b.update(data=[]))),
     # concurrency
     Mutant("mixed-concurrent", "responses of concurrent predict/infer requests are handed to each other", (SD,),
            swap="whole", repeat=3),

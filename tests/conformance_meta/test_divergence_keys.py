@@ -42,6 +42,20 @@ def test_every_known_divergence_has_a_defined_key_and_the_kserve_ones_a_probe():
         assert set(divergence.profiles) <= set(profiles.PROFILES) - {"strict"}
         if "kserve" in divergence.profiles:
             assert divergence.probe is not None, divergence.key
+        if divergence.probe is not None:  # a gRPC outcome is judged by a gRPC entry, an HTTP response by an HTTP one
+            assert isinstance(divergence.probe, profiles.GrpcProbe) == divergence.key.startswith("grpc-"), \
+                divergence.key
+
+
+def test_a_grpc_divergence_judges_status_and_details_not_the_code_alone():
+    internal = profiles.GrpcOutcome("INTERNAL", "Internal server error")
+    by_key = {d.key: d for d in profiles.DIVERGENCES if "kserve" in d.profiles}
+    assert by_key["grpc-infer-text"].matches(internal)
+    assert not by_key["grpc-infer-text"].matches(profiles.GrpcOutcome("INTERNAL", "internal error: ValueError: x"))
+    assert not by_key["grpc-infer-text"].matches(profiles.GrpcOutcome("INVALID_ARGUMENT", "Internal server error"))
+    assert not by_key["grpc-infer-text"].matches(None)
+    assert profiles.known_divergence("strict", "grpc-infer-text", internal) is None
+    assert profiles.known_divergence("kserve", "grpc-infer-text", internal) == by_key["grpc-infer-text"].reason
 
 
 def test_an_unknown_key_is_an_error_not_a_silent_failure():

@@ -150,6 +150,85 @@ def test_builder_rejects_bad_options(changes, message):
         m.inference_service(m.PredictorOptions(**options))
 
 
+# ---- the gRPC port ---------------------------------------------------------------------------------
+
+def _grpc_isvc(runtime: str, mode: str | None = None, **changes) -> dict:
+    return m.inference_service(m.PredictorOptions(name="ner", storage_uri="hf://dslim/bert-base-NER",
+                                                  runtime=runtime, protocol="v2", grpc=True, deployment_mode=mode,
+                                                  **changes))
+
+
+def test_grpc_port_is_the_one_both_servers_use():
+    args_module = pytest.importorskip("workbench.serving.args", reason="the predictor's parser is not there yet")
+    assert args_module.build_parser().parse_args([]).grpc_port == m.GRPC_PORT == 8081  # and KServe's default
+    from workbench.k8s.discovery import GRPC_PORT_NAMES
+
+    assert m.GRPC_PORT_NAME in GRPC_PORT_NAMES
+
+
+def test_workbench_serverless_grpc_declares_h2c_alone_with_the_readiness_probe_on_rest(kserve_crds):
+    from workbench.k8s.discovery import grpc_endpoint_of
+
+    doc = _grpc_isvc("workbench")
+    assert kserve_crds["InferenceService"].errors(doc) == []
+    container = doc["spec"]["predictor"]["containers"][0]
+    # Knative: one container port, and all traffic goes to it; the probe may use another port (Knative >= 1.3)
+    assert container["ports"] == [{"name": "h2c", "containerPort": 8081, "protocol": "TCP"}]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": 8080}
+    assert container["args"][-2:] == ["--http_port=8080", "--grpc_port=8081"]
+    assert m.DEPLOYMENT_MODE_ANNOTATION not in doc["metadata"]["annotations"]
+    assert m.check_predictor_args(doc) == []
+    doc["status"] = {"url": "http://ner.default.example.com"}
+    endpoint = grpc_endpoint_of(doc, "http://10.0.0.1:31380")
+    assert (endpoint.address, endpoint.authority) == ("10.0.0.1:31380", "ner.default.example.com")
+
+
+def test_workbench_raw_deployment_declares_rest_then_h2c(kserve_crds):
+    from workbench.k8s.discovery import grpc_endpoint_of
+
+    doc = _grpc_isvc("workbench", "RawDeployment")
+    assert kserve_crds["InferenceService"].errors(doc) == []
+    container = doc["spec"]["predictor"]["containers"][0]
+    assert container["ports"] == [{"containerPort": 8080, "protocol": "TCP"},  # first: the Service's port 80
+                                  {"name": "h2c", "containerPort": 8081, "protocol": "TCP"}]
+    assert container["readinessProbe"]["httpGet"]["port"] == 8080
+    assert doc["metadata"]["annotations"][m.DEPLOYMENT_MODE_ANNOTATION] == "RawDeployment"
+    doc["status"] = {"components": {"predictor": {"address": {"url": "http://ner-predictor.default.svc"}}}}
+    assert grpc_endpoint_of(doc, "http://10.0.0.1:31380").address == "ner-predictor.default.svc:8081"
+
+
+@pytest.mark.parametrize("mode, ports", [
+    (None, [{"name": "h2c", "containerPort": 8081, "protocol": "TCP"}]),
+    ("RawDeployment", [{"containerPort": 8080, "protocol": "TCP"}, {"name": "h2c", "containerPort": 8081,
+                                                                     "protocol": "TCP"}]),
+])
+def test_kserve_runtime_declares_the_port_its_runtime_serves_grpc_on(kserve_crds, mode, ports):
+    doc = _grpc_isvc("huggingface", mode)
+    assert kserve_crds["InferenceService"].errors(doc) == []
+    model = doc["spec"]["predictor"]["model"]
+    assert model["ports"] == ports
+    assert model["protocolVersion"] == "v2"  # not grpc-v2: kserve-huggingfaceserver lists only v1 and v2
+    assert m.check_predictor_args(doc) == []
+
+
+def test_without_grpc_nothing_changes():
+    doc = m.inference_service(m.PredictorOptions(name="ner", storage_uri="hf://x/y", runtime="huggingface"))
+    assert "ports" not in doc["spec"]["predictor"]["model"] and "annotations" not in doc["metadata"]
+    doc = m.inference_service(m.PredictorOptions(name="ner", storage_uri="hf://x/y", runtime="workbench"))
+    assert doc["spec"]["predictor"]["containers"][0]["ports"] == [{"containerPort": 8080, "protocol": "TCP"}]
+    assert not any(a.startswith("--grpc_port") for a in m.container_args(doc))
+
+
+@pytest.mark.parametrize("mode, changes, message", [
+    ("Knative", {}, "deployment mode 'Knative' is not one of Serverless, RawDeployment"),
+    (None, {"extra_args": ("--disable_grpc",)}, "drop --disable_grpc"),
+    (None, {"extra_args": ("--grpc_port=9000",)}, "drop --grpc_port"),
+])
+def test_grpc_options_that_cannot_work_are_refused(mode, changes, message):
+    with pytest.raises(m.ManifestError, match=re.escape(message)):
+        _grpc_isvc("workbench", mode, **changes)
+
+
 def test_workbench_runtime_accepts_its_own_flags():
     doc = m.inference_service(m.PredictorOptions(
         name="ner", storage_uri="hf://x/y", runtime="workbench", extra_args=("--max_batch_size=8", "--device=cpu"),

@@ -15,8 +15,8 @@ import pytest
 
 from tests.foreign_servers import require
 from tests.kserve_runtime.combos import COMBOS, Combo
-from workbench.testsupport.kserve_runtime import missing_reason, served_runtime
-from workbench.testsupport.servers import ServersAhead, served
+from workbench.testsupport.kserve_runtime import missing_reason, served_runtime_with_grpc
+from workbench.testsupport.servers import ServersAhead, free_port, served
 
 
 @dataclass(frozen=True)
@@ -25,12 +25,16 @@ class Pair:
     kserve: str  # base URL of KServe's huggingfaceserver
     ours: str  # base URL of `workbench serve`
     model_dir: str
+    kserve_grpc: str  # "127.0.0.1:PORT" of the runtime's gRPC server
+    ours_grpc: str  # "127.0.0.1:PORT" of ours (`--grpc_port`)
 
 
 @contextlib.contextmanager
 def served_pair(combo: Combo, model_dir: str):
-    with served_runtime(model_dir, *combo.flags, *combo.kserve_extra) as kserve, served(model_dir, *combo.flags) as ours:
-        yield Pair(combo, kserve, ours, model_dir)
+    grpc_port = free_port()
+    with served_runtime_with_grpc(model_dir, *combo.flags, *combo.kserve_extra) as (kserve, kserve_grpc), \
+            served(model_dir, *combo.flags, "--grpc_port", str(grpc_port)) as ours:
+        yield Pair(combo, kserve, ours, model_dir, kserve_grpc, f"127.0.0.1:{grpc_port}")
 
 
 def pytest_generate_tests(metafunc):

@@ -30,7 +30,8 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 from workbench.k8s import kube
-from workbench.k8s.manifests import PROTOCOL_ANNOTATION, container_args, flag_names, predictor_runtime
+from workbench.k8s.manifests import (DEPLOYMENT_MODE_ANNOTATION, PROTOCOL_ANNOTATION, container_args, flag_names,
+                                     predictor_runtime)
 
 INGRESS_SERVICE = "istio-ingressgateway"
 INGRESS_NAMESPACE = "istio-system"
@@ -38,7 +39,6 @@ INGRESS_PORT_NAME = "http2"
 DEFAULT_POLL_INTERVAL = 2.0
 GRPC_PORT_NAMES = ("h2c", "grpc")  # a container port so named (or grpc-*) serves gRPC
 RAW_MODES = ("RawDeployment", "Standard")  # KServe's deployment modes without Knative (Standard: 0.15's name)
-DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 
 
 class DiscoveryError(kube.KubeError):

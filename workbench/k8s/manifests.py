@@ -9,6 +9,15 @@ Two ways to serve a Hugging Face encoder model on KServe:
 
 Both take the model from `storageUri` (hf://, pvc://, s3://, ...), which KServe's storage initializer
 downloads into /mnt/models before the predictor starts. Nothing here talks to a cluster.
+
+Both serve OIP gRPC on 8081 beside REST on 8080; `grpc=True` declares that port (named `h2c`, KServe's and
+Knative's name for a cleartext HTTP/2 port) so the cluster routes to it. How many ports a predictor may
+declare depends on the deployment mode:
+- Serverless (Knative; KServe's default, no annotation): one container port only (Knative refuses a second),
+  and Knative routes all of the InferenceService's traffic to it. With `grpc=True` that port is `h2c` 8081:
+  gRPC through the ingress, REST no longer reachable there (KServe's convention for a gRPC InferenceService).
+  Our readiness probe stays on REST 8080 (Knative allows a probe port other than the serving port since 1.3).
+- RawDeployment: REST 8080 first (the Service's port 80), then `h2c` 8081: both reachable.
 """
 
 from __future__ import annotations
@@ -33,6 +42,10 @@ DEFAULT_GPU_IMAGE = "registry.example.com/workbench/predictor:0.1.0-gpu"
 STORAGE_INITIALIZER_IMAGE = "kserve/storage-initializer:latest"
 MODEL_DIR = "/mnt/models"  # where KServe's storage initializer puts the model
 HTTP_PORT = 8080
+GRPC_PORT = 8081  # KServe's --grpc_port default, and ours
+GRPC_PORT_NAME = "h2c"  # Knative routes a port so named as HTTP/2 cleartext (gRPC); KServe's docs name it so
+DEPLOYMENT_MODES = ("Serverless", "RawDeployment")
+DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 # Which protocol a custom-container predictor is meant to be checked with (the workbench predictor
 # serves V1 and V2 at once; `spec.predictor.model.protocolVersion` does not exist for containers).
 PROTOCOL_ANNOTATION = "workbench/protocol"
@@ -117,6 +130,8 @@ class PredictorOptions:
     namespace: str | None = None
     image: str = DEFAULT_IMAGE
     service_account: str | None = None
+    grpc: bool = False  # declare the gRPC port (see the module docstring for what each mode allows)
+    deployment_mode: str | None = None  # None: no annotation, KServe's default (Serverless)
 
     @property
     def served_name(self) -> str:
@@ -163,6 +178,12 @@ def _check_options(opts: PredictorOptions) -> None:
         raise ManifestError(f"task {opts.task!r} is not one of {', '.join(TASKS)}")
     if opts.namespace is not None:
         check_name(opts.namespace, "namespace")
+    if opts.deployment_mode is not None and opts.deployment_mode not in DEPLOYMENT_MODES:
+        raise ManifestError(f"deployment mode {opts.deployment_mode!r} is not one of {', '.join(DEPLOYMENT_MODES)}")
+    grpc_flags = {"--grpc_port", "--enable_grpc", "--disable_grpc"} & set(flag_names(opts.extra_args))
+    if opts.grpc and grpc_flags:
+        raise ManifestError(f"with the gRPC port declared ({GRPC_PORT}), the predictor's gRPC flags are the "
+                            f"manifest's: drop {', '.join(sorted(grpc_flags))}")
     unknown = unknown_flags(opts.extra_args, allowed_flags(opts.runtime))
     if unknown:
         raise ManifestError(
@@ -192,7 +213,23 @@ def workbench_args(opts: PredictorOptions) -> list[str]:
     if opts.resources.gpu and "--device" not in flag_names(opts.extra_args):
         args.append("--device=cuda")  # fail loudly on a node without CUDA instead of running on CPU
     args.append(f"--http_port={HTTP_PORT}")
+    if opts.grpc:
+        args.append(f"--grpc_port={GRPC_PORT}")
     return args
+
+
+def container_ports(opts: PredictorOptions) -> list[dict]:
+    """The predictor's declared ports: REST only; with `grpc`, `h2c` alone (Serverless: one port) or after REST
+    (RawDeployment)."""
+    rest = {"containerPort": HTTP_PORT, "protocol": "TCP"}
+    if not opts.grpc:
+        return [rest]
+    grpc = {"name": GRPC_PORT_NAME, "containerPort": GRPC_PORT, "protocol": "TCP"}
+    return [rest, grpc] if opts.deployment_mode == "RawDeployment" else [grpc]
+
+
+def _mode_annotations(opts: PredictorOptions) -> dict:
+    return {DEPLOYMENT_MODE_ANNOTATION: opts.deployment_mode} if opts.deployment_mode else {}
 
 
 def _metadata(name: str, namespace: str | None, annotations: dict | None = None) -> dict:
@@ -211,6 +248,8 @@ def huggingface_inference_service(opts: PredictorOptions) -> dict:
         model["protocolVersion"] = "v2"
     model["args"] = model_args(opts)
     model["storageUri"] = opts.storage_uri
+    if opts.grpc:  # the runtime serves gRPC on 8081 anyway; declaring the port routes to it
+        model["ports"] = container_ports(opts)
     model["resources"] = opts.resources.to_k8s()
     predictor: dict = {}
     if opts.service_account:
@@ -219,7 +258,7 @@ def huggingface_inference_service(opts: PredictorOptions) -> dict:
     return {
         "apiVersion": API_VERSION,
         "kind": "InferenceService",
-        "metadata": _metadata(opts.name, opts.namespace),
+        "metadata": _metadata(opts.name, opts.namespace, _mode_annotations(opts)),
         "spec": {"predictor": predictor},
     }
 
@@ -238,8 +277,8 @@ def workbench_inference_service(opts: PredictorOptions) -> dict:
             {"name": "STORAGE_URI", "value": opts.storage_uri},
             {"name": "HF_HUB_OFFLINE", "value": "1"},
         ],
-        "ports": [{"containerPort": HTTP_PORT, "protocol": "TCP"}],
-        "readinessProbe": {
+        "ports": container_ports(opts),
+        "readinessProbe": {  # on REST, whichever port is declared
             "httpGet": {"path": "/v2/health/ready", "port": HTTP_PORT},
             "periodSeconds": 5,
             "failureThreshold": 3,
@@ -255,6 +294,7 @@ def workbench_inference_service(opts: PredictorOptions) -> dict:
         "serving.kserve.io/enable-prometheus-scraping": "true",
         "prometheus.kserve.io/port": str(HTTP_PORT),
         "prometheus.kserve.io/path": "/metrics",
+        **_mode_annotations(opts),
     }
     return {
         "apiVersion": API_VERSION,

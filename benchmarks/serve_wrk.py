@@ -2,7 +2,7 @@
 same model, same varied texts, one text per V2 request, `wrk` as the load generator, one run.
 
     python benchmarks/serve_wrk.py --model_dir DIR [--servers kserve-runtime,ours,ort-int8] \\
-        [--concurrency 1,8,32,64] [--seconds 10] [--texts FILE] [--count 2000] [--repeated] [--json out.json]
+        [--concurrency 1,8,32,64] [--seconds 10] [--texts FILE] [--count 2000] [--repeated] [--task T] [--json out.json]
 
 - Texts: the first `--count` CoNLL-2003 validation sentences (`../shared`), else the project's sample,
   each request the next text in turn (`--repeated`: one fixed sentence, for comparison only).
@@ -104,11 +104,12 @@ def measure_server(name: str, base_url: str, levels: list[int], seconds: int, sc
     return rows
 
 
-def start(name: str, model_dir: str):
+def start(name: str, model_dir: str, task: str | None):
     flags = SERVERS[name][1]
+    task_flags = ("--task", task) if task else ()
     if flags is None:
-        return served_runtime(model_dir, timeout=300)
-    return served(model_dir, *flags, timeout=600)
+        return served_runtime(model_dir, *task_flags, timeout=300)
+    return served(model_dir, *task_flags, *flags, timeout=600)
 
 
 def ratio(a: float | None, b: float | None) -> str:
@@ -158,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--texts", help="one text per line, or a CoNLL file (default: CoNLL-2003 valid.txt)")
     parser.add_argument("--count", type=int, default=2000, help="different texts to cycle through (default 2000)")
     parser.add_argument("--repeated", action="store_true", help="one fixed sentence instead (for comparison only)")
+    parser.add_argument("--task", help="passed to every server as --task (e.g. text_embedding: KServe's runtime "
+                        "does not infer it); the ceiling is for token classification, so it is skipped then")
     parser.add_argument("--no_ceiling", action="store_true", help="skip the bare-model ceiling")
     parser.add_argument("--json", dest="json_path", help="write every figure here")
     return parser
@@ -179,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"CPU: {cpu_name()}, {os.cpu_count()} CPUs; texts: {len(texts)} from {source}; "
           f"{args.seconds} s per level")
     ceiling = None
-    if not args.no_ceiling:
+    if not args.no_ceiling and args.task in (None, "token_classification"):
         from workbench.serving.hardware import choose_threads, detect_usable_cpus
 
         usable = detect_usable_cpus()[0]
@@ -195,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         script.write_text(lua_script([v2_body(text) for text in texts]))
         for name in names:
             with contextlib.ExitStack() as stack:
-                url = stack.enter_context(start(name, args.model_dir))
+                url = stack.enter_context(start(name, args.model_dir, args.task))
                 results[name] = measure_server(name, url, levels, args.seconds, script)
     summary = print_summary(results, levels, ceiling)
     if args.json_path:

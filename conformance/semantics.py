@@ -21,16 +21,10 @@ import ast
 import math
 from typing import Any
 
-from workbench.tasks import MODES, TASKS, TEXT_EMBEDDING  # noqa: F401  (names only: the one list of tasks and modes)
+# The one list of tasks and modes (workbench.tasks); the tasks an endpoint can be checked in (--task) are those.
+from workbench.tasks import MODES, TASKS, TEXT_EMBEDDING, task_modes  # noqa: F401
 
-# The tasks an endpoint can be checked in (--task): workbench's, and KServe's text_embedding, which an endpoint
-# (KServe's runtime) may serve where ours does not.
-SUITE_TASKS: tuple[str, ...] = tuple(dict.fromkeys((*TASKS, TEXT_EMBEDDING)))
-
-
-def task_modes(task: str | None) -> tuple[str, ...]:
-    """The output modes a task is served in: text_embedding has one (the vectors), the others MODES."""
-    return ("default",) if task == TEXT_EMBEDDING else MODES
+SUITE_TASKS: tuple[str, ...] = TASKS
 
 INTEGER_RANGES = {
     "INT8": (-(2**7), 2**7 - 1), "INT16": (-(2**15), 2**15 - 1), "INT32": (-(2**31), 2**31 - 1),

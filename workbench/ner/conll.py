@@ -13,6 +13,7 @@ and the line.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -174,4 +175,20 @@ def write_conll(sentences: Sequence[Sentence], path: str | Path) -> Path:
         parts += [f"{token} {tag}" for token, tag in zip(sentence.tokens, sentence.tags)]
         parts.append("")
     path.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    return path
+
+
+def write_predictions(sentences: Sequence[Sentence], predicted: Sequence[Sequence[str]], path: str | Path) -> Path:
+    """Write `word gold predicted` lines per sentence (conlleval's input), blank line between sentences.
+
+    Words cut by truncation have no prediction and are left out (they are not scored either).
+    """
+    path = Path(path)
+    parts: list[str] = []
+    for sentence, tags in zip(sentences, predicted, strict=True):
+        parts += [f"{token} {gold} {tag}" for token, gold, tag in zip(sentence.tokens, sentence.tags, tags)]
+        parts.append("")
+    tmp = path.parent / f".{path.name}.partial"
+    tmp.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
     return path

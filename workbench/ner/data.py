@@ -103,6 +103,7 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         self.seed = seed
         self.group_factor = group_factor
         self.group_by_length = group_by_length
+        self.drop_last = False
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -120,7 +121,7 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
             group = sorted(indices[start:start + mega], key=lambda i: self.lengths[i], reverse=True)
             batches += [group[i:i + self.batch_size] for i in range(0, len(group), self.batch_size)]
         rng.shuffle(batches)
-        return batches
+        return last_short_batch_last(batches, self.batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self.batches(self.epoch))
@@ -129,12 +130,29 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         return math.ceil(len(self.lengths) / self.batch_size)
 
 
+def last_short_batch_last(batches: list[list[int]], batch_size: int) -> list[list[int]]:
+    """The one batch shorter than `batch_size` (if any) moved to the end.
+
+    Accelerate's sharding across processes (`BatchSamplerShard`) hands out full batches in turn and
+    fills a short batch from the start only when it comes last; anywhere else it would skip it.
+    """
+    full = [b for b in batches if len(b) == batch_size]
+    return full + [b for b in batches if len(b) != batch_size]
+
+
 class SortedBatchSampler(Sampler[list[int]]):
-    """Batches of indices sorted by length (longest first), the same every time: for evaluation."""
+    """Batches of indices sorted by length (longest first), the same every time: for evaluation.
+
+    `batch_size` is an attribute so that Accelerate shards it across processes with even batches
+    and `gather_for_metrics` can drop the duplicates that fill the last one; `order` maps the
+    position of a sentence in the batches back to its index in the data.
+    """
 
     def __init__(self, lengths: Sequence[int], batch_size: int):
-        order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
-        self._batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        self.batch_size = batch_size
+        self.drop_last = False
+        self.order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+        self._batches = [self.order[i:i + batch_size] for i in range(0, len(self.order), batch_size)]
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self._batches)

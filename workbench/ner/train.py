@@ -26,9 +26,10 @@ from workbench.ner.checkpoints import (
     save_checkpoint,
     write_json_atomic,
 )
-from workbench.ner.conll import Sentence, read_sentences
+from workbench.ner.conll import Sentence, read_sentences, write_predictions
 from workbench.ner.labels import check_tags_known, continuation_ids, label_list_from_tags, parse_label_names
 
+PREDICTIONS_FILE = "validation_predictions.txt"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 ROBERTA_LIKE = {"roberta", "xlm-roberta", "longformer", "deberta", "bart", "gpt2", "camembert", "mpnet"}
 
@@ -265,6 +266,8 @@ def write_results(output_dir: Path, state: dict, args, extra: dict) -> dict:
         "tokens_per_second": state["train_tokens"] / train_seconds,
         "sentences_per_second": state["train_sentences"] / train_seconds,
         "train_seconds": state["train_seconds"],
+        "train_tokens": state["train_tokens"],
+        "train_sentences": state["train_sentences"],
         "wall_time_seconds": state["wall_seconds"],
         "completed_steps": state["completed_steps"],
         **extra,
@@ -282,6 +285,43 @@ NO_ENTITIES_WARNING = (
     "or raise --learning_rate (1e-4 suits MiniLM); the model was saved all the same.")
 
 
+def summed(accelerator, counts: Sequence[int]) -> list[int]:
+    """Integer counts summed over all processes (each process passes its own)."""
+    import torch
+
+    total = accelerator.reduce(torch.tensor(list(counts), dtype=torch.int64, device=accelerator.device),
+                               reduction="sum")
+    return [int(x) for x in total.tolist()]
+
+
+def launched_world_size() -> int:
+    """How many processes the launcher (accelerate launch, torchrun, a TrainJob) started: $WORLD_SIZE."""
+    value = os.environ.get("WORLD_SIZE", "1")
+    return int(value) if value.isdigit() else 1
+
+
+def make_accelerator(gradient_accumulation_steps: int):
+    """One Accelerator for all the launched processes.
+
+    Without a GPU, accelerate joins the launcher's process group only when told to use the CPU: a
+    multi-process launch on a CPU-only machine gets `cpu=True` (a gloo group, MULTI_CPU). A launch
+    that still ends up with fewer processes than it started is refused: they would be independent
+    trainings writing into one directory.
+    """
+    import torch
+    from accelerate import Accelerator
+
+    world_size = launched_world_size()
+    cpu = world_size > 1 and not torch.cuda.is_available()
+    accelerator = Accelerator(cpu=cpu, gradient_accumulation_steps=gradient_accumulation_steps)
+    if accelerator.num_processes != world_size:
+        raise TrainingError(
+            f"launched as {world_size} processes (WORLD_SIZE), but accelerate formed a group of "
+            f"{accelerator.num_processes} ({accelerator.distributed_type}): the processes would train "
+            "independently. Set ACCELERATE_USE_CPU=1 on a machine without a GPU, or check the launcher.")
+    return accelerator
+
+
 def check_data_files(args) -> None:
     """Every data file named on the command line exists (checked before anything is written)."""
     for option in ("train_file", "validation_file", "test_file"):
@@ -292,18 +332,17 @@ def check_data_files(args) -> None:
 
 def run(args) -> dict:
     import torch
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
     from transformers import get_scheduler
 
     from workbench.ner.data import LengthGroupedBatchSampler, SortedBatchSampler, encode_sentences, make_collator
-    from workbench.ner.evaluation import evaluate_model, load_seqeval
+    from workbench.ner.evaluation import evaluate_model, in_data_order, load_seqeval, predict_tags, scored
     from workbench.ner.plots import plot_training_curves
 
     wall_start = time.perf_counter()
-    accelerator = Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps)
+    accelerator = make_accelerator(args.gradient_accumulation_steps)
     set_seed(args.seed)
     output_dir = Path(args.output_dir)
     check_data_files(args)  # before the output directory exists: a typo leaves nothing behind
@@ -359,8 +398,8 @@ def run(args) -> dict:
     # RNG, so a resumed run's dropout masks continue exactly where the checkpointed run's stopped.
     train_dataloader = DataLoader(train_data, batch_sampler=train_sampler, collate_fn=collator,
                                   generator=torch.Generator().manual_seed(args.seed))
-    eval_dataloader = DataLoader(eval_data, collate_fn=collator,
-                                 batch_sampler=SortedBatchSampler(eval_data.lengths(), args.per_device_eval_batch_size))
+    eval_sampler = SortedBatchSampler(eval_data.lengths(), args.per_device_eval_batch_size)
+    eval_dataloader = DataLoader(eval_data, collate_fn=collator, batch_sampler=eval_sampler)
     optimizer = make_optimizer(model, args.learning_rate, args.weight_decay)
     model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
         model, optimizer, train_dataloader, eval_dataloader)
@@ -403,7 +442,16 @@ def run(args) -> dict:
              "data": {**notes, "train": vars(train_report), "validation": vars(eval_report)}}
     best_state_dict = None
 
+    local_counts = [0, 0]  # this process's sub-tokens and sentences since the last sum across processes
+
+    def add_counts() -> None:
+        tokens, sentences = summed(accelerator, local_counts)
+        state["train_tokens"] += tokens
+        state["train_sentences"] += sentences
+        local_counts[:] = [0, 0]
+
     def checkpoint_now(name: str) -> None:
+        add_counts()
         state["wall_seconds"] = wall_before + time.perf_counter() - wall_start
         save_checkpoint(accelerator, output_dir / name, state)
 
@@ -436,8 +484,8 @@ def run(args) -> dict:
             state["batches_done_in_epoch"] += 1
             state["epoch_loss_sum"] += float(loss.detach())
             state["epoch_loss_batches"] += 1
-            state["train_tokens"] += int(batch["attention_mask"].sum()) * accelerator.num_processes
-            state["train_sentences"] += int(batch["input_ids"].shape[0]) * accelerator.num_processes
+            local_counts[0] += int(batch["attention_mask"].sum())
+            local_counts[1] += int(batch["input_ids"].shape[0])
             if accelerator.sync_gradients:
                 state["completed_steps"] += 1
                 progress.update(1)
@@ -449,9 +497,11 @@ def run(args) -> dict:
                 if state["completed_steps"] >= max_train_steps:
                     break
         state["train_seconds"] += time.perf_counter() - step_start
+        add_counts()
 
-        scores = evaluate_model(model, eval_dataloader, accelerator, labels, metric, strict=args.strict,
-                                show_progress=not args.disable_tqdm)
+        predicted, gold, eval_loss = predict_tags(model, eval_dataloader, accelerator, labels,
+                                                  show_progress=not args.disable_tqdm)
+        scores = scored(metric, predicted, gold, eval_loss, strict=args.strict)
         train_loss = state["epoch_loss_sum"] / max(state["epoch_loss_batches"], 1)
         entry = epoch_entry(epoch + 1, state["completed_steps"], train_loss, scores)
         state["history"].append(entry)
@@ -463,6 +513,9 @@ def run(args) -> dict:
             state["best_f1"] = scores["overall_f1"]
             state["best"] = {k: v for k, v in entry.items() if k not in ("train_loss",)}
             save_best_model(accelerator, model, tokenizer, output_dir)
+            if accelerator.is_main_process:
+                write_predictions(splits["validation"], in_data_order(eval_sampler.order, predicted),
+                                  output_dir / PREDICTIONS_FILE)
             if test_data is not None:
                 best_state_dict = {k: v.detach().cpu().clone()
                                    for k, v in accelerator.unwrap_model(model).state_dict().items()}
@@ -510,10 +563,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parse_args(list(sys.argv[1:] if argv is None else argv))
         run(args)
-    except (TrainingError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (TrainingError, OSError, ValueError) as exc:
+        return fail(f"error: {exc}", 2)
+    except Exception as exc:
+        if launched_world_size() > 1:
+            import traceback
+
+            traceback.print_exc()
+            return fail(f"error: {type(exc).__name__}: {exc}", 1)
+        raise
     return 0
+
+
+def fail(message: str, code: int) -> int:
+    """Report an error; in a multi-process run, leave at once.
+
+    The other processes may be waiting for this one in a collective (a barrier, a gather); a normal
+    interpreter exit could wait on them too. Exiting now lets the launcher (torchrun, accelerate
+    launch) see the failure and stop every other process within seconds.
+    """
+    world_size = launched_world_size()
+    if world_size > 1:
+        message = f"{message} [process {os.environ.get('RANK', '?')} of {world_size}]"
+    print(message, file=sys.stderr, flush=True)
+    if world_size > 1:
+        sys.stdout.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

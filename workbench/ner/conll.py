@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -28,6 +28,10 @@ class Sentence:
     tokens: list[str]
     tags: list[str]
     source: str = field(default="", compare=False)  # "file:line" of the first word, for error messages
+    # The document the sentence belongs to ("" when the format has none) and its place there: with
+    # --document_context its neighbours in the same document fill the model's window.
+    document: str = field(default="", compare=False)
+    position: int = field(default=0, compare=False)
 
 
 def check_tag(tag: str) -> str | None:
@@ -71,7 +75,7 @@ def to_iob2(sentences: list[Sentence]) -> tuple[list[Sentence], str]:
     """Return the sentences in IOB2 and the scheme the input was detected as."""
     scheme = detect_scheme(sentences)
     if scheme == "IOB1":
-        sentences = [Sentence(s.tokens, iob1_to_iob2(s.tags), s.source) for s in sentences]
+        sentences = [replace(s, tags=iob1_to_iob2(s.tags)) for s in sentences]
     return sentences, scheme
 
 
@@ -81,11 +85,12 @@ def parse_conll_lines(lines: Sequence[str], name: str) -> list[Sentence]:
     tokens: list[str] = []
     tags: list[str] = []
     start = ""
+    document = 0  # -DOCSTART- lines counted; sentences before the first one are document 0
 
     def flush() -> None:
         nonlocal tokens, tags
         if tokens:
-            sentences.append(Sentence(tokens, tags, start))
+            sentences.append(Sentence(tokens, tags, start, f"{name}#{document}", len(sentences)))
         tokens, tags = [], []
 
     for number, raw in enumerate(lines, start=1):
@@ -96,6 +101,7 @@ def parse_conll_lines(lines: Sequence[str], name: str) -> list[Sentence]:
         columns = line.split()
         if columns[0] == "-DOCSTART-":
             flush()
+            document += 1
             continue
         if len(columns) < 2:
             raise DataFormatError(

@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--label_first_subtoken_only", action="store_true",
                       help="label only each word's first sub-token in training (-100 on continuations); "
                            "default: continuations get the word's label with B- turned into I-")
+    data.add_argument("--document_context", action="store_true",
+                      help="encode each sentence with its neighbours from the same -DOCSTART- document, filling "
+                           "--max_length; labels and scores stay on the sentence's own words (training and "
+                           "evaluation only: serving is sentence-level)")
     data.add_argument("--max_train_samples", type=int, help="use only the first N training sentences")
     data.add_argument("--max_eval_samples", type=int, help="use only the first N validation/test sentences")
     data.add_argument("--no_group_by_length", action="store_true",
@@ -285,15 +289,16 @@ def encode_splits(args, splits: dict[str, list[Sentence]], tokenizer, labels: li
                   accelerator) -> dict[str, tuple]:
     """split -> (EncodedDataset, EncodingReport). Evaluation labels sit on first sub-tokens only:
     scoring is on words."""
-    from workbench.ner.data import encode_sentences
+    from workbench.ner.data import encode_sentences, encode_with_document_context
 
+    encode = encode_with_document_context if args.document_context else encode_sentences
     label2id = {label: i for i, label in enumerate(labels)}
     encoded = {}
     with accelerator.main_process_first():
         for split, sentences in splits.items():
             first_only = args.label_first_subtoken_only if split == "train" else True
-            encoded[split] = encode_sentences(sentences, tokenizer, label2id, continuation_ids(labels),
-                                              max_length=max_length, first_subtoken_only=first_only)
+            encoded[split] = encode(sentences, tokenizer, label2id, continuation_ids(labels),
+                                    max_length=max_length, first_subtoken_only=first_only)
     for split, (_, report) in encoded.items():
         accelerator.print(report.describe(split))
     return encoded

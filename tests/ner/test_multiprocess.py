@@ -185,6 +185,7 @@ def test_a_bad_label_file_stops_both_processes_with_the_reason(tiny_models, data
     assert done.returncode != 0
     assert f"{bad}:2: expected a word and a tag" in done.stderr
     assert "of 2]" in done.stderr  # "[process R of 2]": whichever process reported first; the other was stopped
+    assert seconds < 170
 
 
 def test_a_failed_save_on_the_main_process_stops_the_other_within_seconds(tiny_models, data, tmp_path):

@@ -438,11 +438,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def fail(message: str, code: int) -> int:
-    """Report an error; in a multi-process run, leave at once.
+    """Report an error; in a multi-process run, leave at once (no interpreter shutdown).
 
-    The other processes may be waiting for this one in a collective (a barrier, a gather); a normal
-    interpreter exit could wait on them too. Exiting now lets the launcher (torchrun, accelerate
-    launch) see the failure and stop every other process within seconds.
+    The other processes may be waiting for this one in a collective (a barrier, a gather). Exiting
+    at once lets the launcher (torchrun, accelerate launch) see this failure first and stop them, so
+    the run reports one cause; after a normal exit they fail on their own too, with gloo's
+    secondary "Connection reset by peer" (seen in tests/ner/test_multiprocess.py with this removed).
     """
     world_size = launched_world_size()
     if world_size > 1:

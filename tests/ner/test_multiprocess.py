@@ -196,7 +196,9 @@ def test_a_failed_save_on_the_main_process_stops_the_other_within_seconds(tiny_m
                            tmp_path, timeout=180)
     assert done.returncode != 0, done.stdout[-2000:]
     assert ".model.partial" in done.stderr and "[process 0 of 2]" in done.stderr
-    assert "[process 1 of 2]" not in done.stderr  # process 1 did not fail: it was stopped while waiting
+    # Process 1, waiting in a barrier, is stopped by the launcher or fails on the lost connection, whichever
+    # comes first: it does not report the save failure as its own.
+    assert not any(".model.partial" in line and "[process 1 of 2]" in line for line in done.stderr.splitlines())
     assert not (out / "model.safetensors").exists()
     # Process 1 waits in a barrier whose own timeout is 30 minutes: the run ending at all shows it was stopped.
     assert seconds < 170

@@ -209,3 +209,10 @@ def test_document_context_trains_and_scores_the_same_words(tiny_models, tmp_path
     assert [len(block.splitlines()) for block in predicted] == [len(s.tokens) for s in validation[:30]]
     assert sum(results["best"]["per_entity"][k]["number"] for k in results["best"]["per_entity"]) == sum(
         tag.startswith("B-") for s in validation[:30] for tag in s.tags)
+
+
+def test_a_diverging_loss_stops_the_run_with_the_step(tiny_models, tmp_path, capsys):
+    code = main(["--model_name_or_path", tiny_models("token_classification"), "--output_dir", str(tmp_path / "out"),
+                 "--max_train_steps", "6", "--learning_rate", "1e30", "--warmup_ratio", "0", "--disable_tqdm"])
+    assert code == 2
+    assert "training diverged" in capsys.readouterr().err

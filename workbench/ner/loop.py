@@ -8,6 +8,7 @@ writes `results.json`. Every process runs every function; writes happen on the m
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -135,6 +136,10 @@ def train_one_epoch(t: Training, state: TrainingState, epoch: int) -> None:
             t.scheduler.step()
             t.optimizer.zero_grad()
         state.batches_done_in_epoch += 1
+        if not math.isfinite(float(loss.detach())):
+            raise TrainingError(
+                f"the training loss is {float(loss.detach())} at step {state.completed_steps + 1} (epoch {epoch + 1}): "
+                "training diverged; lower --learning_rate or raise --warmup_ratio (nothing was saved for this step)")
         state.epoch_loss_sum += float(loss.detach())
         state.epoch_loss_batches += 1
         local[0] += int(batch["attention_mask"].sum())

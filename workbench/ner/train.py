@@ -440,10 +440,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def fail(message: str, code: int) -> int:
     """Report an error; in a multi-process run, leave at once (no interpreter shutdown).
 
-    The other processes may be waiting for this one in a collective (a barrier, a gather). Exiting
-    at once lets the launcher (torchrun, accelerate launch) see this failure first and stop them, so
-    the run reports one cause; after a normal exit they fail on their own too, with gloo's
-    secondary "Connection reset by peer" (seen in tests/ner/test_multiprocess.py with this removed).
+    The other processes may be waiting for this one in a collective (a barrier, a gather). Once it
+    is gone, the launcher (torchrun, accelerate launch) stops them, or, whichever comes first, their
+    collective fails on the lost connection (gloo: "Connection reset by peer") and they report that:
+    either way within seconds, not at gloo's 30-minute timeout (tests/ner/test_multiprocess.py).
     """
     world_size = launched_world_size()
     if world_size > 1:

@@ -254,3 +254,25 @@ def kserve_crds():
         validators[validator.kind] = validator
     return validators
 
+
+
+def kubeflow_dir() -> Path | None:
+    """The Kubeflow Trainer reference files: $WORKBENCH_KUBEFLOW_DIR, else ../shared/kubeflow."""
+    for candidate in (os.environ.get("WORKBENCH_KUBEFLOW_DIR"), REPO.parent / "shared" / "kubeflow"):
+        if candidate and (Path(candidate) / "crds").is_dir():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def kubeflow():
+    """The TrainJob CRD validator and the torch-distributed runtime; skips when the files are absent."""
+    import yaml
+
+    directory = kubeflow_dir()
+    if directory is None:
+        pytest.skip("Kubeflow Trainer CRDs not found: set WORKBENCH_KUBEFLOW_DIR or put them in ../shared/kubeflow")
+    from workbench.k8s.crd_schema import CrdValidator
+
+    return {"TrainJob": CrdValidator.from_file(directory / "crds" / "trainer.kubeflow.org_trainjobs.yaml"),
+            "runtime": yaml.safe_load((directory / "torch_distributed_runtime.yaml").read_text())}

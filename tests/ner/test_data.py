@@ -47,3 +47,20 @@ def test_collator_pads_labels_with_minus_100(tiny_models):
     ])
     assert batch["labels"].tolist() == [[-100, 1, -100], [-100, -100, -100]]
     assert batch["input_ids"].dtype == torch.long
+
+
+def test_the_short_batch_comes_last_so_that_sharding_across_processes_keeps_it():
+    lengths = list(range(1, 31))  # 30 sentences, batches of 4: one batch of 2
+    for epoch in range(5):
+        sampler = LengthGroupedBatchSampler(lengths, batch_size=4, seed=epoch, group_factor=2)
+        batches = sampler.batches(epoch)
+        assert [len(b) for b in batches] == [4] * 7 + [2]
+        assert sorted(i for b in batches for i in b) == list(range(30))
+
+
+def test_sorted_batches_know_their_size_and_the_data_order():
+    sampler = SortedBatchSampler([5, 1, 9, 3, 7], 2)
+    assert sampler.batch_size == 2 and sampler.order == [2, 4, 0, 3, 1]
+    from workbench.ner.evaluation import in_data_order
+
+    assert in_data_order(sampler.order, ["c", "e", "a", "d", "b"]) == ["a", "b", "c", "d", "e"]

@@ -191,3 +191,28 @@ def test_help_shows_the_defaults(capsys):
         main(["--help"])
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     assert "(default: ner-model)" in text and "(default: 5e-05)" in text
+
+
+def test_document_context_trains_and_scores_the_same_words(tiny_models, tmp_path):
+    from workbench.ner.conll import read_sentences
+
+    out = tmp_path / "out"
+    assert main(["--model_name_or_path", tiny_models("token_classification"), "--output_dir", str(out),
+                 "--max_train_steps", "2", "--max_eval_samples", "30", "--max_length", "64", "--document_context",
+                 "--disable_tqdm"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["args"]["document_context"] is True
+    windows = results["data"]["validation"]
+    assert windows["sentences"] == 30 and windows["tokens"] > 30 * 48  # windows filled close to --max_length 64
+    validation, _ = read_sentences(out / "sample_data" / "validation.txt")
+    predicted = (out / "validation_predictions.txt").read_text().strip().split("\n\n")
+    assert [len(block.splitlines()) for block in predicted] == [len(s.tokens) for s in validation[:30]]
+    assert sum(results["best"]["per_entity"][k]["number"] for k in results["best"]["per_entity"]) == sum(
+        tag.startswith("B-") for s in validation[:30] for tag in s.tags)
+
+
+def test_a_diverging_loss_stops_the_run_with_the_step(tiny_models, tmp_path, capsys):
+    code = main(["--model_name_or_path", tiny_models("token_classification"), "--output_dir", str(tmp_path / "out"),
+                 "--max_train_steps", "6", "--learning_rate", "1e30", "--warmup_ratio", "0", "--disable_tqdm"])
+    assert code == 2
+    assert "training diverged" in capsys.readouterr().err

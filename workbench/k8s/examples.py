@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from workbench.k8s import manifests as m
+from workbench.k8s import trainjob as tj
 
 # Resources of KServe's documented examples: 1 CPU, 2Gi, 1 GPU, requests equal to limits.
 SEED_RESOURCES = m.Resources(cpu_request="1", memory_request="2Gi", cpu_limit="1", memory_limit="2Gi", gpu=1)
@@ -104,6 +105,18 @@ _EMBEDDING_NOTE = ("Embeddings at /v1/models/minilm:predict, /v2/models/minilm/i
 _SEED_NOTE = "From KServe's Hugging Face runtime documentation."
 _LOWER_CASE_NOTE = ("Lowercasing stays on: train/ner.py's default model (MiniLM) is uncased, and --disable_lower_case "
                     "would turn its capitalised words into [UNK]. For a cased base model add --disable_lower_case.")
+TRAINJOB_RESOURCES = m.Resources(cpu_request="4", memory_request="16Gi", cpu_limit="4", memory_limit="16Gi", gpu=1)
+
+
+def _trainjob_ner() -> list[dict]:
+    return [
+        m.persistent_volume_claim("workbench-data", size="1Gi", access_mode="ReadWriteMany"),
+        m.model_copy_pod("workbench-data-copy", claim_name="workbench-data"),
+        tj.train_job(tj.TrainJobOptions(name="workbench-ner-train", nodes=2, procs_per_node=1,
+                                        image=m.DEFAULT_GPU_IMAGE, resources=TRAINJOB_RESOURCES)),
+    ]
+
+
 _RAW_NOTE = ("The documentation shows {flag}, which the runtime does not have (it would answer class ids);"
              " --return_raw_logits is the flag that works.")
 _SAME_NAME_NOTE = "V1 and V2 variants share the InferenceService name: apply one of them."
@@ -185,4 +198,16 @@ EXAMPLES: dict[str, Example] = {e.name: e for e in [
             "The workbench predictor on 1 GPU serving the model from train/ner.py on the PVC",
             _workbench_trained_gpu,
             ("Uses the workbench-models PVC from trained-ner-pvc.yaml.", _LOWER_CASE_NOTE)),
+    Example("trainjob-ner", "trainjob-ner.yaml",
+            "Kubeflow Trainer TrainJob: train/ner.py on 2 nodes x 1 GPU (torch-distributed), model to the PVC "
+            "trained-ner-pvc.yaml serves",
+            _trainjob_ner,
+            ("Not run here (no cluster, no GPU): validated against the TrainJob CRD only (docs/training.md).",
+             "Needs Kubeflow Trainer with the torch-distributed ClusterTrainingRuntime, and the image built "
+             "from the Dockerfile (--build-arg for CUDA, docs/deploy.md).",
+             "Copy the CoNLL files into the data claim (the copy pod mounts it at /mnt/models), then delete the pod:",
+             "kubectl cp conll2003 workbench-data-copy:/mnt/models/conll2003",
+             "Every node mounts both claims: with more than one node, workbench-models (trained-ner-pvc.yaml) "
+             "must be ReadWriteMany too.",
+             "The base model comes from the Hugging Face Hub (sentence-transformers/all-MiniLM-L6-v2).")),
 ]}

@@ -21,12 +21,13 @@ def align_labels_with_tokens(
     """Sub-token labels for one sentence.
 
     labels: one label id per word. word_ids: the tokenizer's word index per sub-token (None for
-    special tokens). continuation: label id -> the id its continuation sub-tokens get.
+    special tokens). continuation: label id -> the id its continuation sub-tokens get. A word labelled
+    -100 (a context word, with --document_context) gets -100 on all its sub-tokens.
     """
     aligned: list[int] = []
     previous: int | None = None
     for word_id in word_ids:
-        if word_id is None:
+        if word_id is None or labels[word_id] == IGNORE_INDEX:
             aligned.append(IGNORE_INDEX)
         elif word_id != previous:
             aligned.append(labels[word_id])

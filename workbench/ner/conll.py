@@ -13,7 +13,8 @@ and the line.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -27,6 +28,10 @@ class Sentence:
     tokens: list[str]
     tags: list[str]
     source: str = field(default="", compare=False)  # "file:line" of the first word, for error messages
+    # The document the sentence belongs to ("" when the format has none) and its place there: with
+    # --document_context its neighbours in the same document fill the model's window.
+    document: str = field(default="", compare=False)
+    position: int = field(default=0, compare=False)
 
 
 def check_tag(tag: str) -> str | None:
@@ -70,7 +75,7 @@ def to_iob2(sentences: list[Sentence]) -> tuple[list[Sentence], str]:
     """Return the sentences in IOB2 and the scheme the input was detected as."""
     scheme = detect_scheme(sentences)
     if scheme == "IOB1":
-        sentences = [Sentence(s.tokens, iob1_to_iob2(s.tags), s.source) for s in sentences]
+        sentences = [replace(s, tags=iob1_to_iob2(s.tags)) for s in sentences]
     return sentences, scheme
 
 
@@ -80,11 +85,12 @@ def parse_conll_lines(lines: Sequence[str], name: str) -> list[Sentence]:
     tokens: list[str] = []
     tags: list[str] = []
     start = ""
+    document = 0  # -DOCSTART- lines counted; sentences before the first one are document 0
 
     def flush() -> None:
         nonlocal tokens, tags
         if tokens:
-            sentences.append(Sentence(tokens, tags, start))
+            sentences.append(Sentence(tokens, tags, start, f"{name}#{document}", len(sentences)))
         tokens, tags = [], []
 
     for number, raw in enumerate(lines, start=1):
@@ -95,6 +101,7 @@ def parse_conll_lines(lines: Sequence[str], name: str) -> list[Sentence]:
         columns = line.split()
         if columns[0] == "-DOCSTART-":
             flush()
+            document += 1
             continue
         if len(columns) < 2:
             raise DataFormatError(
@@ -174,4 +181,20 @@ def write_conll(sentences: Sequence[Sentence], path: str | Path) -> Path:
         parts += [f"{token} {tag}" for token, tag in zip(sentence.tokens, sentence.tags)]
         parts.append("")
     path.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    return path
+
+
+def write_predictions(sentences: Sequence[Sentence], predicted: Sequence[Sequence[str]], path: str | Path) -> Path:
+    """Write `word gold predicted` lines per sentence (conlleval's input), blank line between sentences.
+
+    Words cut by truncation have no prediction and are left out (they are not scored either).
+    """
+    path = Path(path)
+    parts: list[str] = []
+    for sentence, tags in zip(sentences, predicted, strict=True):
+        parts += [f"{token} {gold} {tag}" for token, gold, tag in zip(sentence.tokens, sentence.tags, tags)]
+        parts.append("")
+    tmp = path.parent / f".{path.name}.partial"
+    tmp.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
     return path

@@ -85,6 +85,64 @@ def encode_sentences(
     return EncodedDataset(features), report
 
 
+def context_windows(sentences: Sequence[Sentence], lengths: Sequence[int], budget: int) -> list[tuple[list[int], int]]:
+    """Per sentence: the indices of its window's sentences (document order) and the target's place in it."""
+    from workbench.ner.context import context_window, document_order
+
+    windows: list[tuple[list[int], int]] = [([i], 0) for i in range(len(sentences))]
+    for group in document_order([s.document for s in sentences], [s.position for s in sentences]):
+        group_lengths = [lengths[i] for i in group]
+        for k, index in enumerate(group):
+            start, end = context_window(group_lengths, k, budget)
+            windows[index] = (group[start:end], k - start)
+    return windows
+
+
+def encode_with_document_context(
+    sentences: Sequence[Sentence],
+    tokenizer,
+    label2id: dict[str, int],
+    continuation: Sequence[int],
+    *,
+    max_length: int,
+    first_subtoken_only: bool,
+    chunk_size: int = 1000,
+) -> tuple[EncodedDataset, EncodingReport]:
+    """As `encode_sentences`, each sentence with its document's neighbours filling the window (labels
+    on the target's words only; workbench/ner/context.py). One feature per sentence, in the same order."""
+    from workbench.ner.context import cut_target_words, target_offset, window_labels
+
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError("a fast tokenizer is required (word_ids() maps sub-tokens to words)")
+    lengths: list[int] = []
+    for start in range(0, len(sentences), chunk_size):
+        alone = tokenizer([s.tokens for s in sentences[start:start + chunk_size]], is_split_into_words=True,
+                          add_special_tokens=False)
+        lengths += [len(ids) for ids in alone["input_ids"]]
+    windows = context_windows(sentences, lengths, max_length - tokenizer.num_special_tokens_to_add(pair=False))
+    report = EncodingReport()
+    features: list[dict] = []
+    for start in range(0, len(sentences), chunk_size):
+        chunk = windows[start:start + chunk_size]
+        words = [[w for i in members for w in sentences[i].tokens] for members, _ in chunk]
+        encoding = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)
+        for k, (members, target) in enumerate(chunk):
+            word_ids = encoding.word_ids(k)
+            own = [[label2id[tag] for tag in sentences[i].tags] for i in members]
+            feature = {key: encoding[key][k] for key in encoding.keys()}
+            feature["labels"] = align_labels_with_tokens(window_labels(own, target), word_ids, continuation,
+                                                         first_subtoken_only)
+            features.append(feature)
+            offset = target_offset([len(sentences[i].tokens) for i in members], target)
+            cut = cut_target_words(len(sentences[members[target]].tokens), offset, word_ids)
+            report.sentences += 1
+            report.tokens += len(word_ids)
+            if cut:
+                report.truncated_sentences += 1
+                report.truncated_words += cut
+    return EncodedDataset(features), report
+
+
 class LengthGroupedBatchSampler(Sampler[list[int]]):
     """Random batches of indices whose lengths are close.
 
@@ -103,6 +161,7 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         self.seed = seed
         self.group_factor = group_factor
         self.group_by_length = group_by_length
+        self.drop_last = False
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -120,7 +179,7 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
             group = sorted(indices[start:start + mega], key=lambda i: self.lengths[i], reverse=True)
             batches += [group[i:i + self.batch_size] for i in range(0, len(group), self.batch_size)]
         rng.shuffle(batches)
-        return batches
+        return last_short_batch_last(batches, self.batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self.batches(self.epoch))
@@ -129,12 +188,29 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         return math.ceil(len(self.lengths) / self.batch_size)
 
 
+def last_short_batch_last(batches: list[list[int]], batch_size: int) -> list[list[int]]:
+    """The one batch shorter than `batch_size` (if any) moved to the end.
+
+    Accelerate's sharding across processes (`BatchSamplerShard`) hands out full batches in turn and
+    fills a short batch from the start only when it comes last; anywhere else it would skip it.
+    """
+    full = [b for b in batches if len(b) == batch_size]
+    return full + [b for b in batches if len(b) != batch_size]
+
+
 class SortedBatchSampler(Sampler[list[int]]):
-    """Batches of indices sorted by length (longest first), the same every time: for evaluation."""
+    """Batches of indices sorted by length (longest first), the same every time: for evaluation.
+
+    `batch_size` is an attribute so that Accelerate shards it across processes with even batches
+    and `gather_for_metrics` can drop the duplicates that fill the last one; `order` maps the
+    position of a sentence in the batches back to its index in the data.
+    """
 
     def __init__(self, lengths: Sequence[int], batch_size: int):
-        order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
-        self._batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        self.batch_size = batch_size
+        self.drop_last = False
+        self.order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+        self._batches = [self.order[i:i + batch_size] for i in range(0, len(self.order), batch_size)]
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self._batches)
@@ -166,9 +242,15 @@ def load_hub_splits(dataset_name: str, config_name: str | None = None) -> tuple[
         inner = getattr(feature, "feature", None)
         names = list(inner.names) if hasattr(inner, "names") else names
         sentences = []
+        document = 0
         for row_number, row in enumerate(data):
+            if list(row["tokens"]) == ["-DOCSTART-"]:  # conll2003 on the hub keeps the document markers as rows
+                document += 1
+                continue
             tags = [names[t] if isinstance(t, int) and names else str(t) for t in row["ner_tags"]]
             if row["tokens"]:
-                sentences.append(Sentence(list(row["tokens"]), tags, f"{dataset_name}[{split}]:{row_number}"))
+                sentences.append(Sentence(list(row["tokens"]), tags, f"{dataset_name}[{split}]:{row_number}",
+                                          f"{dataset_name}[{split}]#{document}" if document else "",
+                                          len(sentences)))
         splits[split] = sentences
     return splits, names

@@ -52,13 +52,15 @@ def score(metric, predicted_tags: list[list[str]], gold_tags: list[list[str]], s
     return result
 
 
-def evaluate_model(model, dataloader, accelerator, id2label, metric, strict: bool = False,
-                   show_progress: bool = True) -> dict:
-    """Run the model over `dataloader` on every process and score the gathered words.
+def predict_tags(model, dataloader, accelerator, id2label, show_progress: bool = True
+                 ) -> tuple[list[list[str]], list[list[str]], float]:
+    """Predicted and gold tags of every sentence, gathered from all processes in the loader's order,
+    and the mean loss over all batches of all processes.
 
     Batches have different lengths on different processes, so predictions and labels are padded
     across processes (labels with -100) before gathering; `gather_for_metrics` drops the
-    duplicated samples that fill the last batch, so none is counted twice.
+    duplicated samples that fill the last batch, so none is counted twice. A count that does not
+    match the data is an error, not a silently skewed score.
     """
     import torch
     from tqdm.auto import tqdm
@@ -82,9 +84,32 @@ def evaluate_model(model, dataloader, accelerator, id2label, metric, strict: boo
         predicted, gold = decode_predictions(predictions.cpu().tolist(), labels.cpu().tolist(), id2label)
         predicted_all += predicted
         gold_all += gold
-    result = score(metric, predicted_all, gold_all, strict=strict)
-    losses = accelerator.gather(torch.tensor([loss_sum, loss_batches], device=accelerator.device, dtype=torch.float64))
-    losses = losses.view(-1, 2).sum(dim=0)
-    result["loss"] = float(losses[0] / max(losses[1], 1))
-    result["sentences"] = len(gold_all)
+    expected = len(dataloader.dataset)
+    if len(gold_all) != expected:
+        raise RuntimeError(f"evaluation gathered {len(gold_all)} sentences for {expected} in the data "
+                           f"({accelerator.num_processes} processes): duplicates were not dropped")
+    losses = accelerator.reduce(torch.tensor([loss_sum, loss_batches], device=accelerator.device,
+                                             dtype=torch.float64), reduction="sum")
+    return predicted_all, gold_all, float(losses[0] / max(losses[1], 1))
+
+
+def in_data_order(order: Sequence[int], items: Sequence) -> list:
+    """Items listed in batch order (`order[k]` is the data index of the k-th) put back in data order."""
+    placed: list = [None] * len(order)
+    for position, index in enumerate(order):
+        placed[index] = items[position]
+    return placed
+
+
+def evaluate_model(model, dataloader, accelerator, id2label, metric, strict: bool = False,
+                   show_progress: bool = True) -> dict:
+    """Run the model over `dataloader` on every process and score the gathered words."""
+    predicted, gold, loss = predict_tags(model, dataloader, accelerator, id2label, show_progress)
+    return scored(metric, predicted, gold, loss, strict)
+
+
+def scored(metric, predicted: list[list[str]], gold: list[list[str]], loss: float, strict: bool = False) -> dict:
+    result = score(metric, predicted, gold, strict=strict)
+    result["loss"] = loss
+    result["sentences"] = len(gold)
     return result

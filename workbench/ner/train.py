@@ -11,7 +11,6 @@ See docs/training.md for every option and the results schema.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -19,22 +18,19 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from workbench.ner.checkpoints import (
-    atomic_files_write,
-    read_trainer_state,
-    resolve_resume,
-    save_checkpoint,
-    write_json_atomic,
-)
+from workbench.ner.checkpoints import resolve_resume
 from workbench.ner.conll import Sentence, read_sentences
 from workbench.ner.labels import check_tags_known, continuation_ids, label_list_from_tags, parse_label_names
+from workbench.ner.loop import (
+    Training,
+    TrainingError,
+    TrainingState,
+    evaluate_and_keep_best,
+    finish,
+    train_one_epoch,
+)
 
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 ROBERTA_LIKE = {"roberta", "xlm-roberta", "longformer", "deberta", "bart", "gpt2", "camembert", "mpnet"}
-
-
-class TrainingError(RuntimeError):
-    """A problem found before or during training, explained for the user."""
 
 
 # ----------------------------------------------------------------------------------------- arguments
@@ -57,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--label_first_subtoken_only", action="store_true",
                       help="label only each word's first sub-token in training (-100 on continuations); "
                            "default: continuations get the word's label with B- turned into I-")
+    data.add_argument("--document_context", action="store_true",
+                      help="encode each sentence with its neighbours from the same -DOCSTART- document, filling "
+                           "--max_length; labels and scores stay on the sentence's own words (training and "
+                           "evaluation only: serving is sentence-level)")
     data.add_argument("--max_train_samples", type=int, help="use only the first N training sentences")
     data.add_argument("--max_eval_samples", type=int, help="use only the first N validation/test sentences")
     data.add_argument("--no_group_by_length", action="store_true",
@@ -231,55 +231,34 @@ def make_optimizer(model, learning_rate: float, weight_decay: float):
         return torch.optim.AdamW(groups, lr=learning_rate)
 
 
-def save_best_model(accelerator, model, tokenizer, output_dir: Path) -> None:
-    """Model + tokenizer at the top of the output directory; each file appears whole, weights last."""
-    state_dict = accelerator.get_state_dict(model)
-    if accelerator.is_main_process:
-        unwrapped = accelerator.unwrap_model(model)
+# ----------------------------------------------------------------------------------------- setup
 
-        def write(tmp: Path) -> None:
-            unwrapped.save_pretrained(tmp, state_dict=state_dict)
-            tokenizer.save_pretrained(tmp)
-
-        atomic_files_write(output_dir, write, last=WEIGHT_FILES)
-    accelerator.wait_for_everyone()
+def launched_world_size() -> int:
+    """How many processes the launcher (accelerate launch, torchrun, a TrainJob) started: $WORLD_SIZE."""
+    value = os.environ.get("WORLD_SIZE", "1")
+    return int(value) if value.isdigit() else 1
 
 
-# ----------------------------------------------------------------------------------------- results
+def make_accelerator(gradient_accumulation_steps: int):
+    """One Accelerator for all the launched processes.
 
-def epoch_entry(epoch: int, step: int, train_loss: float, scores: dict) -> dict:
-    entry = {"epoch": epoch, "step": step, "train_loss": train_loss, "eval_loss": scores["loss"]}
-    entry.update({k: v for k, v in scores.items() if k.startswith("overall_")})
-    entry["per_entity"] = scores["per_entity"]
-    if "strict" in scores:
-        entry["strict"] = scores["strict"]
-        entry["strict_f1"] = scores["strict"]["overall_f1"]
-    return entry
+    Without a GPU, accelerate joins the launcher's process group only when told to use the CPU: a
+    multi-process launch on a CPU-only machine gets `cpu=True` (a gloo group, MULTI_CPU). A launch
+    that still ends up with fewer processes than it started is refused: they would be independent
+    trainings writing into one directory.
+    """
+    import torch
+    from accelerate import Accelerator
 
-
-def write_results(output_dir: Path, state: dict, args, extra: dict) -> dict:
-    train_seconds = max(state["train_seconds"], 1e-9)
-    results = {
-        "best": state["best"],
-        "epochs": state["history"],
-        "tokens_per_second": state["train_tokens"] / train_seconds,
-        "sentences_per_second": state["train_sentences"] / train_seconds,
-        "train_seconds": state["train_seconds"],
-        "wall_time_seconds": state["wall_seconds"],
-        "completed_steps": state["completed_steps"],
-        **extra,
-        "args": vars(args),
-    }
-    write_json_atomic(output_dir / "results.json", results)
-    return results
-
-
-# ----------------------------------------------------------------------------------------- the loop
-
-NO_ENTITIES_WARNING = (
-    "warning: validation F1 is 0.0000: the model finds no entity (it predicts only `O`). It usually trained "
-    "too briefly: train longer (more --num_train_epochs or --max_train_steps; a few hundred steps at least) "
-    "or raise --learning_rate (1e-4 suits MiniLM); the model was saved all the same.")
+    world_size = launched_world_size()
+    cpu = world_size > 1 and not torch.cuda.is_available()
+    accelerator = Accelerator(cpu=cpu, gradient_accumulation_steps=gradient_accumulation_steps)
+    if accelerator.num_processes != world_size:
+        raise TrainingError(
+            f"launched as {world_size} processes (WORLD_SIZE), but accelerate formed a group of "
+            f"{accelerator.num_processes} ({accelerator.distributed_type}): the processes would train "
+            "independently. Set ACCELERATE_USE_CPU=1 on a machine without a GPU, or check the launcher.")
+    return accelerator
 
 
 def check_data_files(args) -> None:
@@ -290,29 +269,8 @@ def check_data_files(args) -> None:
             raise TrainingError(f"--{option} {path} does not exist (or is not a file)")
 
 
-def run(args) -> dict:
-    import torch
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-    from torch.utils.data import DataLoader
-    from tqdm.auto import tqdm
-    from transformers import get_scheduler
-
-    from workbench.ner.data import LengthGroupedBatchSampler, SortedBatchSampler, encode_sentences, make_collator
-    from workbench.ner.evaluation import evaluate_model, load_seqeval
-    from workbench.ner.plots import plot_training_curves
-
-    wall_start = time.perf_counter()
-    accelerator = Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps)
-    set_seed(args.seed)
-    output_dir = Path(args.output_dir)
-    check_data_files(args)  # before the output directory exists: a typo leaves nothing behind
-    if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    accelerator.wait_for_everyone()
-    show = not args.disable_tqdm and accelerator.is_local_main_process
-
-    model_path = args.model_name_or_path or default_model_path()
+def prepared_splits(args, output_dir: Path, accelerator) -> tuple[dict[str, list[Sentence]], list[str], dict]:
+    """The splits after hold-out and --max_*_samples, the label list, notes on the data."""
     splits, hub_names, notes = load_splits(args, output_dir, accelerator)
     if "train" not in splits:
         raise TrainingError("the data has no train split")
@@ -323,197 +281,178 @@ def run(args) -> dict:
         for split in ("validation", "test"):
             if split in splits:
                 splits[split] = splits[split][:args.max_eval_samples]
-    labels = choose_labels(args, {k: v for k, v in splits.items() if k in ("train", "validation", "test")},
-                           hub_names)
+    splits = {k: v for k, v in splits.items() if k in ("train", "validation", "test")}
+    return splits, choose_labels(args, splits, hub_names), notes
+
+
+def encode_splits(args, splits: dict[str, list[Sentence]], tokenizer, labels: list[str], max_length: int,
+                  accelerator) -> dict[str, tuple]:
+    """split -> (EncodedDataset, EncodingReport). Evaluation labels sit on first sub-tokens only:
+    scoring is on words."""
+    from workbench.ner.data import encode_sentences, encode_with_document_context
+
+    encode = encode_with_document_context if args.document_context else encode_sentences
     label2id = {label: i for i, label in enumerate(labels)}
+    encoded = {}
+    with accelerator.main_process_first():
+        for split, sentences in splits.items():
+            first_only = args.label_first_subtoken_only if split == "train" else True
+            encoded[split] = encode(sentences, tokenizer, label2id, continuation_ids(labels),
+                                    max_length=max_length, first_subtoken_only=first_only)
+    for split, (_, report) in encoded.items():
+        accelerator.print(report.describe(split))
+    return encoded
+
+
+def make_dataloaders(args, encoded: dict[str, tuple], collator) -> dict:
+    """Unprepared loaders (and their samplers) for train, validation and, if given, test."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from workbench.ner.data import LengthGroupedBatchSampler, SortedBatchSampler
+
+    train_data, eval_data = encoded["train"][0], encoded["validation"][0]
+    train_sampler = LengthGroupedBatchSampler(train_data.lengths(), args.per_device_train_batch_size,
+                                              seed=args.seed, group_by_length=not args.no_group_by_length)
+    eval_sampler = SortedBatchSampler(eval_data.lengths(), args.per_device_eval_batch_size)
+    loaders = {
+        "train_sampler": train_sampler, "eval_sampler": eval_sampler,
+        # The loader's own generator: creating an epoch's iterator then draws nothing from the global
+        # RNG, so a resumed run's dropout masks continue exactly where the checkpointed run's stopped.
+        "train": DataLoader(train_data, batch_sampler=train_sampler, collate_fn=collator,
+                            generator=torch.Generator().manual_seed(args.seed)),
+        "validation": DataLoader(eval_data, collate_fn=collator, batch_sampler=eval_sampler),
+        "test": None,
+    }
+    if "test" in encoded:
+        test_data = encoded["test"][0]
+        loaders["test"] = DataLoader(test_data, collate_fn=collator, batch_sampler=SortedBatchSampler(
+            test_data.lengths(), args.per_device_eval_batch_size))
+    return loaders
+
+
+def training_length(args, batches_per_epoch: int) -> tuple[int, int]:
+    """(epochs, optimizer steps): --max_train_steps overrides --num_train_epochs."""
+    steps_per_epoch = math.ceil(batches_per_epoch / args.gradient_accumulation_steps)
+    if args.max_train_steps:
+        return math.ceil(args.max_train_steps / steps_per_epoch), args.max_train_steps
+    return args.num_train_epochs, args.num_train_epochs * steps_per_epoch
+
+
+def resumed_state(args, accelerator, output_dir: Path) -> TrainingState:
+    if not args.resume_from_checkpoint:
+        return TrainingState()
+    checkpoint = resolve_resume(args.resume_from_checkpoint, output_dir)
+    accelerator.load_state(str(checkpoint))
+    state = TrainingState.from_checkpoint(checkpoint)
+    state.resumed_from = str(checkpoint)
+    accelerator.print(f"resumed from {checkpoint}: step {state.completed_steps}, epoch {state.epoch}, "
+                      f"{state.batches_done_in_epoch} batches into the epoch")
+    return state
+
+
+def setup(args) -> tuple[Training, TrainingState]:
+    """Accelerator, data, model, loaders, optimizer and schedule, all prepared; the state to start from."""
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+    from transformers import get_scheduler
+
+    from workbench.ner.data import make_collator
+    from workbench.ner.evaluation import load_seqeval
+
+    started = time.perf_counter()
+    accelerator = make_accelerator(args.gradient_accumulation_steps)
+    set_seed(args.seed)
+    output_dir = Path(args.output_dir)
+    check_data_files(args)  # before the output directory exists: a typo leaves nothing behind
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+
+    model_path = args.model_name_or_path or default_model_path()
+    splits, labels, notes = prepared_splits(args, output_dir, accelerator)
     model, tokenizer, warning = load_model_and_tokenizer(model_path, labels, args.ignore_mismatched_sizes)
     if warning:
         accelerator.print(warning)
-
-    continuation = continuation_ids(labels)
     max_length = effective_max_length(args.max_length, model.config, tokenizer)
     if max_length < args.max_length:
         accelerator.print(f"--max_length {args.max_length} is more than the model takes: using {max_length}")
-    with accelerator.main_process_first():
-        train_data, train_report = encode_sentences(
-            splits["train"], tokenizer, label2id, continuation,
-            max_length=max_length, first_subtoken_only=args.label_first_subtoken_only)
-        # Scoring is on words: evaluation labels sit on first sub-tokens only.
-        eval_data, eval_report = encode_sentences(
-            splits["validation"], tokenizer, label2id, continuation,
-            max_length=max_length, first_subtoken_only=True)
-        test_data = test_report = None
-        if "test" in splits:
-            test_data, test_report = encode_sentences(
-                splits["test"], tokenizer, label2id, continuation,
-                max_length=max_length, first_subtoken_only=True)
-    for name, report in (("train", train_report), ("validation", eval_report), ("test", test_report)):
-        if report is not None:
-            accelerator.print(report.describe(name))
-
-    pad_multiple = 8 if accelerator.mixed_precision != "no" else None
-    collator = make_collator(tokenizer, pad_multiple)
-    train_sampler = LengthGroupedBatchSampler(train_data.lengths(), args.per_device_train_batch_size,
-                                              seed=args.seed, group_by_length=not args.no_group_by_length)
-    # The loader's own generator: creating an epoch's iterator then draws nothing from the global
-    # RNG, so a resumed run's dropout masks continue exactly where the checkpointed run's stopped.
-    train_dataloader = DataLoader(train_data, batch_sampler=train_sampler, collate_fn=collator,
-                                  generator=torch.Generator().manual_seed(args.seed))
-    eval_dataloader = DataLoader(eval_data, collate_fn=collator,
-                                 batch_sampler=SortedBatchSampler(eval_data.lengths(), args.per_device_eval_batch_size))
+    encoded = encode_splits(args, splits, tokenizer, labels, max_length, accelerator)
+    loaders = make_dataloaders(args, encoded, make_collator(tokenizer, 8 if accelerator.mixed_precision != "no"
+                                                            else None))
     optimizer = make_optimizer(model, args.learning_rate, args.weight_decay)
     model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
-        model, optimizer, train_dataloader, eval_dataloader)
-
-    steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
-    if args.max_train_steps:
-        max_train_steps = args.max_train_steps
-        num_epochs = math.ceil(max_train_steps / steps_per_epoch)
-    else:
-        num_epochs = args.num_train_epochs
-        max_train_steps = num_epochs * steps_per_epoch
-    warmup_steps = math.ceil(args.warmup_ratio * max_train_steps)
+        model, optimizer, loaders["train"], loaders["validation"])
+    test_dataloader = accelerator.prepare(loaders["test"]) if loaders["test"] is not None else None
+    num_epochs, max_train_steps = training_length(args, len(train_dataloader))
     # A prepared scheduler steps once per process per optimizer step: scale the step counts to match.
-    scheduler = get_scheduler("linear", optimizer=optimizer,
-                              num_warmup_steps=warmup_steps * accelerator.num_processes,
-                              num_training_steps=max_train_steps * accelerator.num_processes)
-    scheduler = accelerator.prepare(scheduler)
-    metric = load_seqeval()
+    scheduler = accelerator.prepare(get_scheduler(
+        "linear", optimizer=optimizer,
+        num_warmup_steps=math.ceil(args.warmup_ratio * max_train_steps) * accelerator.num_processes,
+        num_training_steps=max_train_steps * accelerator.num_processes))
 
-    state = {"completed_steps": 0, "epoch": 0, "batches_done_in_epoch": 0, "epoch_loss_sum": 0.0,
-             "epoch_loss_batches": 0, "history": [], "best": None, "best_f1": -1.0, "train_seconds": 0.0,
-             "train_tokens": 0, "train_sentences": 0, "wall_seconds": 0.0, "resumed_from": None}
-    if args.resume_from_checkpoint:
-        checkpoint = resolve_resume(args.resume_from_checkpoint, output_dir)
-        accelerator.load_state(str(checkpoint))
-        state.update(read_trainer_state(checkpoint))
-        state["resumed_from"] = str(checkpoint)
-        accelerator.print(f"resumed from {checkpoint}: step {state['completed_steps']}, epoch {state['epoch']}, "
-                          f"{state['batches_done_in_epoch']} batches into the epoch")
-    wall_before = state["wall_seconds"]
-
+    state = resumed_state(args, accelerator, output_dir)
     accelerator.print(
-        f"training {model_path} on {len(train_data)} sentences: {num_epochs} epochs, {max_train_steps} steps, "
-        f"batch {args.per_device_train_batch_size} x {accelerator.num_processes} processes x "
-        f"{args.gradient_accumulation_steps} accumulation, labels {labels}")
-    progress = tqdm(total=max_train_steps, initial=state["completed_steps"], desc="training", disable=not show)
-    checkpoint_every = int(args.checkpointing_steps) if (args.checkpointing_steps or "").isdigit() else None
+        f"training {model_path} on {len(encoded['train'][0])} sentences: {num_epochs} epochs, "
+        f"{max_train_steps} steps, batch {args.per_device_train_batch_size} x {accelerator.num_processes} "
+        f"processes x {args.gradient_accumulation_steps} accumulation, labels {labels}")
     extra = {"labels": labels, "model_name_or_path": model_path, "num_processes": accelerator.num_processes,
              "mixed_precision": accelerator.mixed_precision, "max_train_steps": max_train_steps,
-             "data": {**notes, "train": vars(train_report), "validation": vars(eval_report)}}
-    best_state_dict = None
+             "data": {**notes, **{split: vars(report) for split, (_, report) in encoded.items()}}}
+    progress = tqdm(total=max_train_steps, initial=state.completed_steps, desc="training",
+                    disable=args.disable_tqdm or not accelerator.is_local_main_process)
+    training = Training(
+        args=args, accelerator=accelerator, output_dir=output_dir, model_path=model_path, labels=labels,
+        validation_sentences=splits["validation"], model=model, tokenizer=tokenizer, optimizer=optimizer,
+        scheduler=scheduler, train_sampler=loaders["train_sampler"], train_dataloader=train_dataloader,
+        eval_sampler=loaders["eval_sampler"], eval_dataloader=eval_dataloader, test_dataloader=test_dataloader,
+        metric=load_seqeval(), num_epochs=num_epochs, max_train_steps=max_train_steps, extra=extra,
+        progress=progress, started=started, wall_before=state.wall_seconds)
+    return training, state
 
-    def checkpoint_now(name: str) -> None:
-        state["wall_seconds"] = wall_before + time.perf_counter() - wall_start
-        save_checkpoint(accelerator, output_dir / name, state)
 
-    start_epoch = state["epoch"]
-    for epoch in range(start_epoch, num_epochs):
-        if state["completed_steps"] >= max_train_steps:
+def run(args) -> dict:
+    """Setup, then per epoch: train, evaluate and keep the best; then the test split and results."""
+    training, state = setup(args)
+    for epoch in range(state.epoch, training.num_epochs):
+        if state.completed_steps >= training.max_train_steps:
             break
-        state["epoch"] = epoch
-        model.train()
-        train_sampler.set_epoch(epoch)
-        skip = state["batches_done_in_epoch"]  # > 0 only when resuming from a mid-epoch checkpoint
-        if not skip:
-            state.update(epoch_loss_sum=0.0, epoch_loss_batches=0)
-            batches = train_dataloader
-        elif skip >= len(train_dataloader):
-            batches = []  # the checkpoint was taken on the epoch's last batch: evaluate next
-        else:
-            batches = accelerator.skip_first_batches(train_dataloader, skip)
-        step_start = time.perf_counter()
-        for batch in batches:
-            with accelerator.accumulate(model):
-                outputs = model(**batch)
-                loss = outputs.loss
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and args.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            state["batches_done_in_epoch"] += 1
-            state["epoch_loss_sum"] += float(loss.detach())
-            state["epoch_loss_batches"] += 1
-            state["train_tokens"] += int(batch["attention_mask"].sum()) * accelerator.num_processes
-            state["train_sentences"] += int(batch["input_ids"].shape[0]) * accelerator.num_processes
-            if accelerator.sync_gradients:
-                state["completed_steps"] += 1
-                progress.update(1)
-                progress.set_postfix(loss=f"{float(loss.detach()):.4f}", epoch=epoch + 1)
-                if checkpoint_every and state["completed_steps"] % checkpoint_every == 0:
-                    state["train_seconds"] += time.perf_counter() - step_start
-                    checkpoint_now(f"step_{state['completed_steps']}")
-                    step_start = time.perf_counter()
-                if state["completed_steps"] >= max_train_steps:
-                    break
-        state["train_seconds"] += time.perf_counter() - step_start
-
-        scores = evaluate_model(model, eval_dataloader, accelerator, labels, metric, strict=args.strict,
-                                show_progress=not args.disable_tqdm)
-        train_loss = state["epoch_loss_sum"] / max(state["epoch_loss_batches"], 1)
-        entry = epoch_entry(epoch + 1, state["completed_steps"], train_loss, scores)
-        state["history"].append(entry)
-        accelerator.print(
-            f"epoch {epoch + 1}: train loss {train_loss:.4f}, validation loss {scores['loss']:.4f}, "
-            f"F1 {scores['overall_f1']:.4f} (P {scores['overall_precision']:.4f}, R {scores['overall_recall']:.4f})"
-            + (f", strict F1 {scores['strict']['overall_f1']:.4f}" if args.strict else ""))
-        if scores["overall_f1"] > state["best_f1"] or state["best"] is None:
-            state["best_f1"] = scores["overall_f1"]
-            state["best"] = {k: v for k, v in entry.items() if k not in ("train_loss",)}
-            save_best_model(accelerator, model, tokenizer, output_dir)
-            if test_data is not None:
-                best_state_dict = {k: v.detach().cpu().clone()
-                                   for k, v in accelerator.unwrap_model(model).state_dict().items()}
-        state["epoch"] = epoch + 1
-        state["batches_done_in_epoch"] = 0
-        state["wall_seconds"] = wall_before + time.perf_counter() - wall_start
-        if args.checkpointing_steps == "epoch":
-            checkpoint_now(f"epoch_{epoch + 1}")
-        if accelerator.is_main_process:
-            write_results(output_dir, state, args, extra)
-            plot_training_curves(state["history"], output_dir / "training_curves.png")
-        model.train()
-    progress.close()
-
-    if test_data is not None:
-        if best_state_dict is not None:
-            accelerator.unwrap_model(model).load_state_dict(best_state_dict)
-        test_dataloader = accelerator.prepare(DataLoader(
-            test_data, collate_fn=collator,
-            batch_sampler=SortedBatchSampler(test_data.lengths(), args.per_device_eval_batch_size)))
-        test_scores = evaluate_model(model, test_dataloader, accelerator, labels, metric, strict=args.strict,
-                                     show_progress=not args.disable_tqdm)
-        extra["test"] = test_scores
-        extra["data"]["test"] = vars(test_report)
-        accelerator.print(f"test (best model): F1 {test_scores['overall_f1']:.4f}")
-    state["wall_seconds"] = wall_before + time.perf_counter() - wall_start
-    results = {}
-    if accelerator.is_main_process:
-        results = write_results(output_dir, state, args, extra)
-        if not state["history"]:
-            raise TrainingError("no epoch ran (the checkpoint was already at --max_train_steps)")
-        best = state["best"]
-        accelerator.print(
-            f"best epoch {best['epoch']}: validation F1 {best['overall_f1']:.4f}; "
-            f"{results['sentences_per_second']:.1f} sentences/s, {results['tokens_per_second']:.0f} tokens/s "
-            f"in training; wall time {results['wall_time_seconds']:.1f}s; model saved in {output_dir}")
-        if best["overall_f1"] == 0.0:
-            accelerator.print(NO_ENTITIES_WARNING)
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-    return results
-
+        train_one_epoch(training, state, epoch)
+        evaluate_and_keep_best(training, state, epoch)
+    return finish(training, state)
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parse_args(list(sys.argv[1:] if argv is None else argv))
         run(args)
-    except (TrainingError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (TrainingError, OSError, ValueError) as exc:
+        return fail(f"error: {exc}", 2)
+    except Exception as exc:
+        if launched_world_size() > 1:
+            import traceback
+
+            traceback.print_exc()
+            return fail(f"error: {type(exc).__name__}: {exc}", 1)
+        raise
     return 0
+
+
+def fail(message: str, code: int) -> int:
+    """Report an error; in a multi-process run, leave at once (no interpreter shutdown).
+
+    The other processes may be waiting for this one in a collective (a barrier, a gather). Once it
+    is gone, the launcher (torchrun, accelerate launch) stops them, or, whichever comes first, their
+    collective fails on the lost connection (gloo: "Connection reset by peer") and they report that:
+    either way within seconds, not at gloo's 30-minute timeout (tests/ner/test_multiprocess.py).
+    """
+    world_size = launched_world_size()
+    if world_size > 1:
+        message = f"{message} [process {os.environ.get('RANK', '?')} of {world_size}]"
+    print(message, file=sys.stderr, flush=True)
+    if world_size > 1:
+        sys.stdout.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

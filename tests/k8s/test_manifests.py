@@ -271,6 +271,19 @@ def test_cli_workbench_runtime_to_a_directory(tmp_path, kserve_crds):
     assert container["env"][0] == {"name": "STORAGE_URI", "value": "hf://dslim/bert-base-NER"}
 
 
+def test_cli_grpc_raw_deployment_declares_both_ports(capsys, kserve_crds):
+    code = manifests_cli.main(["--name", "wb", "--storage-uri", "pvc://models/ner", "--runtime", "workbench",
+                               "--protocol", "v2", "--grpc", "--deployment-mode", "RawDeployment"])
+    assert code == 0
+    doc = yaml.safe_load(capsys.readouterr().out)
+    assert kserve_crds["InferenceService"].errors(doc) == []
+    assert doc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "RawDeployment"
+    container = doc["spec"]["predictor"]["containers"][0]
+    assert [p["containerPort"] for p in container["ports"]] == [8080, 8081]
+    assert container["ports"][1]["name"] == "h2c" and "--grpc_port=8081" in container["args"]
+    assert container["readinessProbe"]["httpGet"]["port"] == 8080
+
+
 def test_cli_example_with_namespace_to_stdout(capsys):
     assert manifests_cli.main(["--example", "trained-ner-s3", "--namespace", "ml"]) == 0
     docs = list(yaml.safe_load_all(capsys.readouterr().out))

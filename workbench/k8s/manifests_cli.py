@@ -5,6 +5,8 @@
     workbench manifests --all --output manifests/                 # regenerate the checked-in files
     workbench manifests --name my-ner --storage-uri pvc://models/ner --task token_classification \\
         --protocol v2 --return-probabilities --runtime workbench --gpu 1 --image REGISTRY/workbench:TAG
+    workbench manifests --name my-ner --storage-uri pvc://models/ner --runtime workbench --protocol v2 \
+        --grpc --deployment-mode RawDeployment              # REST 8080 and gRPC (h2c) 8081
     workbench manifests --trainjob ner-train --nodes 2 --procs-per-node 4 --gpu 4 --image REGISTRY/workbench:TAG
 """
 
@@ -132,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="huggingface: KServe's runtime; workbench: our predictor image as a custom container")
     model.add_argument("--image", help=f"workbench runtime image (default: {m.DEFAULT_IMAGE}, or the -gpu tag)")
     model.add_argument("--service-account", help="serviceAccountName (e.g. one carrying S3 credentials)")
+    model.add_argument("--grpc", action="store_true",
+                       help=f"declare the OIP gRPC port (h2c {m.GRPC_PORT}); Serverless routes every request to "
+                            "it then (REST stays reachable only with --deployment-mode RawDeployment)")
+    model.add_argument("--deployment-mode", choices=m.DEPLOYMENT_MODES,
+                       help="the serving.kserve.io/deploymentMode annotation (default: none, KServe's Serverless)")
 
     training = parser.add_argument_group("training (with --trainjob)")
     training.add_argument("--nodes", type=int, default=1, help="numNodes: pods, one per node (default: 1)")
@@ -172,6 +179,7 @@ def options_from_args(args: argparse.Namespace) -> m.PredictorOptions:
         name=args.name, storage_uri=storage_uri, model_name=args.model_name, runtime=args.runtime,
         protocol=args.protocol, task=args.task, output=output, disable_lower_case=args.disable_lower_case,
         extra_args=tuple(args.arg), namespace=args.namespace, image=image, service_account=args.service_account,
+        grpc=args.grpc, deployment_mode=args.deployment_mode,
         resources=m.Resources(cpu_request=args.cpu_request, memory_request=args.memory_request,
                               cpu_limit=args.cpu_limit, memory_limit=args.memory_limit, gpu=args.gpu),
     )

@@ -59,10 +59,11 @@ TD, TP, TL = (Upstream("token_classification", m) for m in ("default", "probabil
 SD, SP, SL = (Upstream("sequence_classification", m) for m in ("default", "probabilities", "logits"))
 FD, FP, FL = (Upstream("fill_mask", m) for m in ("default", "probabilities", "logits"))
 TDO = Upstream("token_classification", "default", offsets=True)
-# text_embedding: KServe's real runtime (ours serves it from the embeddings branch on: then add
-# Upstream(TEXT_EMBEDDING, "default") beside it, under strict, and the FP64 mutant, which only it can show)
+# text_embedding: KServe's real runtime (under --profile kserve) and our predictor (under strict: the checks
+# where KServe is a known divergence, FP64 V2 embeddings, OpenAI error shapes, run only there)
 EK = Upstream(TEXT_EMBEDDING, "default", server="kserve-runtime")
-UPSTREAMS = (TD, TP, TL, SD, SP, SL, FD, FP, FL, TDO, EK)
+ED = Upstream(TEXT_EMBEDDING, "default")
+UPSTREAMS = (TD, TP, TL, SD, SP, SL, FD, FP, FL, TDO, EK, ED)
 
 # --- the exchange a mutant sees ------------------------------------------------------------------
 
@@ -663,6 +664,73 @@ def r_openai_default_base64(ex):
     return request
 
 
+def _openai_error(message: str, kind: str = "invalid_request_error") -> dict:
+    return {"error": {"message": message, "type": kind, "param": None, "code": None}}
+
+
+def _fake_embeddings(model: Any, count: int) -> dict:
+    """A 200 OpenAI embeddings answer of `count` zero vectors (what a server that accepts a bad request says)."""
+    return {"object": "list", "model": model, "usage": {"prompt_tokens": count, "total_tokens": count},
+            "data": [{"object": "embedding", "index": i, "embedding": [0.0, 0.0]} for i in range(count)]}
+
+
+def _is_token_ids(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(
+        (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, list) and v and isinstance(v[0], int))
+        for v in value)
+
+
+def _openai_request(ex) -> dict | None:
+    return ex.request if is_openai_embeddings(ex.path) and isinstance(ex.request, dict) else None
+
+
+def m_openai_default_format_500(ex):
+    request = _openai_request(ex)
+    if request is not None and "encoding_format" not in request:
+        ex.status, ex.body = 500, _openai_error("'NoneType' object has no attribute 'lower'", "internal_error")
+    return ex
+
+
+def m_openai_token_ids_embedded(ex):
+    request = _openai_request(ex)
+    if request is not None and _is_token_ids(request.get("input")):
+        ex.status, ex.body = 200, _fake_embeddings(request.get("model"), 1)
+    return ex
+
+
+def m_openai_token_ids_500(ex):
+    request = _openai_request(ex)
+    if request is not None and _is_token_ids(request.get("input")):
+        ex.status, ex.body = 500, _openai_error("token ids: int object has no attribute 'strip'", "internal_error")
+    return ex
+
+
+def m_openai_malformed_json_422(ex):
+    if is_openai_embeddings(ex.path) and ex.method == "POST" and ex.request is None and 400 <= ex.status < 500:
+        ex.status, ex.body = 422, {"detail": [{"type": "json_invalid", "loc": ["body", 0], "msg": "JSON decode error"}]}
+    return ex
+
+
+def m_openai_missing_input_500(ex):
+    request = _openai_request(ex)
+    if request is not None and "input" not in request:
+        ex.status, ex.body = 500, _openai_error("'input'", "internal_error")
+    return ex
+
+
+def m_openai_unknown_model_answered(ex):
+    request = _openai_request(ex)
+    if request is not None and ex.status == 404:
+        ex.status, ex.body = 200, _fake_embeddings(request.get("model"), 1)
+    return ex
+
+
+def m_openai_unknown_model_plain_error(ex):
+    if is_openai_embeddings(ex.path) and ex.status == 404:
+        ex.body = {"error": "model not found"}
+    return ex
+
+
 def _identity(ex):
     return ex
 
@@ -851,6 +919,26 @@ MUTANTS: tuple[Mutant, ...] = (
            m_openai_errors_answered),
     Mutant("openai-models-empty", "GET /openai/v1/models lists no model", (EK,),
            _route_body(lambda p: p == "/openai/v1/models", lambda b: b.update(data=[]))),
+    # text_embedding on our predictor (strict: where KServe's runtime is a known divergence, these are kills)
+    Mutant("emb-v2-fp64", "V2 embeddings are labelled FP64 (KServe's answer; ours is FP32)", (ED,),
+           _output0_update(datatype="FP64")),
+    Mutant("openai-object-embedding", "OpenAI embeddings answer top-level object \"embedding\", not \"list\"", (ED,),
+           _openai_body(lambda b: b.update(object="embedding"))),
+    Mutant("openai-default-format-500", "an OpenAI request without encoding_format answers 500", (ED,),
+           m_openai_default_format_500),
+    Mutant("openai-default-format-base64", "without encoding_format our OpenAI route answers base64", (ED,),
+           rewrite_request=r_openai_default_base64),
+    Mutant("openai-token-ids-embedded", "OpenAI token-id input is answered 200 with an embedding", (ED,),
+           m_openai_token_ids_embedded),
+    Mutant("openai-token-ids-500", "OpenAI token-id input answers 500", (ED,), m_openai_token_ids_500),
+    Mutant("openai-malformed-json-422", "a malformed OpenAI request body answers FastAPI's 422 {\"detail\": [...]}",
+           (ED,), m_openai_malformed_json_422),
+    Mutant("openai-missing-input-500", "an OpenAI request without input answers 500", (ED,),
+           m_openai_missing_input_500),
+    Mutant("openai-unknown-model-answered", "OpenAI embeddings of an unknown model answer 200", (ED,),
+           m_openai_unknown_model_answered),
+    Mutant("openai-unknown-model-plain-error", "an unknown OpenAI model answers 404 {\"error\": \"...\"} (a string, "
+           "not OpenAI's error object)", (ED,), m_openai_unknown_model_plain_error),
     # concurrency
     Mutant("mixed-concurrent", "responses of concurrent predict/infer requests are handed to each other", (SD,),
            swap="whole", repeat=3),

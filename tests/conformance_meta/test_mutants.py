@@ -5,9 +5,10 @@ One real predictor (tiny token-classification model, default mode) sits behind o
 few important mutants, fast; the whole catalogue (tests/conformance_meta/mutants.py, every task and mode)
 is scored by tests/conformance_meta/mutation_score.py (test_mutation_score.py, marked slow).
 
-text_embedding: KServe's real runtime serving a tiny BertModel sits behind a second proxy (our predictor does
-not serve the task yet); the suite runs under --profile kserve (its known divergences are no kill) and only
-the modules that check embeddings, so each mutant costs a few seconds.
+text_embedding: KServe's real runtime serving a tiny BertModel sits behind a second proxy; the suite runs under
+--profile kserve (its known divergences are no kill) and only the modules that check embeddings, so each mutant
+costs a few seconds. Our predictor serving the same tiny BertModel sits behind a third, under strict: the checks
+that are known divergences on KServe's runtime (FP64 V2 embeddings, OpenAI error shapes) kill mutants there.
 """
 
 from __future__ import annotations
@@ -172,5 +173,64 @@ def test_embedding_mutant_is_caught_by_the_right_checks(embedding_mutant_endpoin
     selection = " or ".join(sorted({check.split("[")[0] for check in EMBEDDING_MUST_FAIL[mutation]}))
     run = run_embedding_suite(embedding_mutant_endpoint, mutation, tmp_path, selection)
     missing = EMBEDDING_MUST_FAIL[mutation] - run.ids_with("fail")
+    assert not missing, f"mutant {mutation!r} not caught by {sorted(missing)}; failed: {sorted(run.ids_with('fail'))}\n" \
+                        f"{run.describe()}"
+
+
+# text_embedding mutation -> checks that must fail (against our predictor, strict)
+OWN_EMBEDDING_MUST_FAIL = {
+    "emb-v2-fp64": {"v2_embeddings_are_fp32"},
+    "openai-object-embedding": {"openai_embeddings_response_object_is_list"},
+    "openai-default-format-500": {"openai_encoding_format_defaults_to_float"},
+    "openai-default-format-base64": {"openai_encoding_format_defaults_to_float"},
+    "openai-token-ids-embedded": {"openai_token_id_input_is_refused_with_an_openai_error[ids]",
+                                  "openai_token_id_input_is_refused_with_an_openai_error[id-lists]"},
+    "openai-token-ids-500": {"openai_token_id_input_is_refused_with_an_openai_error[ids]",
+                             "openai_token_id_input_is_refused_with_an_openai_error[id-lists]"},
+    "openai-malformed-json-422": {"openai_malformed_json_is_4xx_with_an_openai_error"},
+    "openai-missing-input-500": {"openai_missing_input_is_4xx_with_an_openai_error"},
+    "openai-unknown-model-answered": {"openai_unknown_model_is_404_with_an_openai_error"},
+    "openai-unknown-model-plain-error": {"openai_unknown_model_is_404_with_an_openai_error"},
+}
+
+
+@pytest.fixture(scope="module")
+def own_embedding_mutant_endpoint(tiny_models):
+    """(proxy URL, model dir): the proxy in front of our predictor serving a tiny BertModel as text_embedding."""
+    from workbench.testsupport.servers import free_port, served, served_command
+
+    model_dir = tiny_models("text_embedding")
+    with served(model_dir, "--task", "text_embedding") as upstream:
+        port = free_port()
+        command = [sys.executable, str(PROXY), "--upstream", upstream, "--port", str(port)]
+        with served_command(command, port) as url:
+            yield url, model_dir
+
+
+def run_own_embedding_suite(endpoint, mutation: str, tmp_path: Path, selection: str):
+    url, model_dir = endpoint
+    assert httpx.put(f"{url}/__mutation/{mutation}").status_code == 200
+    return run_suite(tmp_path / f"{mutation}.json", "--endpoint", url, "--task", "text_embedding", "--profile", "strict",
+                     "--reference-model", model_dir, "-k", selection)
+
+
+def own_selection(checks: set[str]) -> str:
+    return " or ".join(sorted({check.split("[")[0] for check in checks}))
+
+
+def test_transparent_proxy_passes_the_strict_embedding_checks(own_embedding_mutant_endpoint, tmp_path):
+    """The checks the mutants below must fail pass, strict, on our predictor (none is skipped or diverges)."""
+    must_fail = set().union(*OWN_EMBEDDING_MUST_FAIL.values())
+    run = run_own_embedding_suite(own_embedding_mutant_endpoint, "none", tmp_path, own_selection(must_fail))
+    assert run.ids_with("fail") == set(), run.describe()
+    assert must_fail <= run.ids_with("pass"), run.describe()
+
+
+@pytest.mark.parametrize("mutation", sorted(OWN_EMBEDDING_MUST_FAIL))
+def test_own_embedding_mutant_is_caught_by_the_right_checks(own_embedding_mutant_endpoint, tmp_path, mutation):
+    """Only the named checks run (a few seconds each), strict: each must fail."""
+    run = run_own_embedding_suite(own_embedding_mutant_endpoint, mutation, tmp_path,
+                                  own_selection(OWN_EMBEDDING_MUST_FAIL[mutation]))
+    missing = OWN_EMBEDDING_MUST_FAIL[mutation] - run.ids_with("fail")
     assert not missing, f"mutant {mutation!r} not caught by {sorted(missing)}; failed: {sorted(run.ids_with('fail'))}\n" \
                         f"{run.describe()}"

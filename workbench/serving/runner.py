@@ -50,10 +50,10 @@ PACK_ROW_TOKENS = 256
 # (Sequence classification pools the [CLS] at position 0 of a row, so it is never packed.)
 PACKED_TASKS = ("token_classification", "fill_mask", TEXT_EMBEDDING)
 # Runners that pad each text to its batch's longest have each batch split into length groups
-# (batching.split_by_length) at this fixed cost per forward pass, in token equivalents. Measured on
-# MiniLM, 320 CoNLL validation sentences in arrival-order batches of 32, 1 thread, AMD EPYC (busy machine):
-# no split 37 seq/s; overhead 2: 67-75, 8: 86-93, 16: 117, 32: 90 (`benchmarks/serving_ceiling.py
-# --split_overheads 0,2,8,16,32`; figures on a quiet machine in docs/benchmarks.md).
+# (batching.split_by_length) at this fixed cost per forward pass, in token equivalents. Measured on the
+# MiniLM NER model, 640 CoNLL validation sentences in arrival-order batches of 32, 1 thread, AMD EPYC (Zen 4),
+# quiet machine: no split 92.7 seq/s; overhead 4: 168.4, 8: 172.7, 16: 175.1, 32: 174.8, 64: 171.4
+# (`python benchmarks/serving_ceiling.py --model_dir DIR --count 640 --threads 1 --split_overheads 0,4,8,16,32,64`).
 SPLIT_OVERHEAD_TOKENS = 16
 
 

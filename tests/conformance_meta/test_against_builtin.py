@@ -54,3 +54,23 @@ def test_offline_text_embedding_run_passes_every_embedding_check(tmp_path):
             "text_alone_and_in_batch_agree[v2]", "openai_embeddings_response_schema",
             "openai_base64_embeddings_decode_to_the_float_answer", "openai_usage_counts_the_prompt_tokens",
             "openai_models_list_the_model", "outputs_match_reference_model[v1]"} <= passed, run.describe()
+
+
+@pytest.mark.parametrize("task, mode", [("token_classification", "probabilities"), ("fill_mask", "logits")])
+def test_onnxruntime_backend_passes_the_suite(tmp_path, task, mode):
+    """`workbench serve --backend onnxruntime` (fp32) passes the same strict suite as the torch backend, checked
+    against the tiny model itself in torch (--reference-model): the backend changes nothing a client sees."""
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    from workbench.tasks import MODE_FLAGS
+    from workbench.testsupport.servers import served
+    from workbench.testsupport.tiny_models import build_tiny_model
+
+    model_dir = build_tiny_model(task, tmp_path / "model", seed=0)
+    flags = (*MODE_FLAGS[mode], "--backend", "onnxruntime", "--onnx_cache_dir", str(tmp_path / "onnx"))
+    with served(model_dir, *flags, timeout=300) as url:
+        run = run_suite(tmp_path / "ort.json", "--endpoint", url, "--task", task, "--mode", mode,
+                        "--reference-model", str(model_dir))
+    assert run.report["summary"]["failed"] == 0, run.describe()
+    assert run.report["summary"]["known_divergences"] == 0, run.describe()
+    assert {"outputs_match_reference_model[v1]", "outputs_match_reference_model[v2]",
+            "v1_and_v2_give_same_predictions"} <= run.ids_with("pass"), run.describe()

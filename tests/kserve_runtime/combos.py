@@ -15,6 +15,7 @@ class Combo:
     extra: tuple[str, ...] = ()  # flags beyond the mode's
     cased: bool = False  # serve the cased tiny model
     kserve_extra: tuple[str, ...] = ()  # flags only KServe's runtime gets (what ours infers by itself)
+    ours_extra: tuple[str, ...] = ()  # flags only our predictor gets (its own backends)
 
     @property
     def flags(self) -> tuple[str, ...]:
@@ -22,11 +23,12 @@ class Combo:
 
     @property
     def id(self) -> str:
-        return "-".join([self.task, self.mode, *[flag.lstrip("-") for flag in self.extra],
+        return "-".join([self.task, self.mode, *[flag.lstrip("-") for flag in (*self.extra, *self.ours_extra)],
                          *(["cased-model"] if self.cased else [])])
 
 
 TASKS = ("token_classification", "sequence_classification", "fill_mask")  # the tasks with output modes
+ONNX = ("--backend", "onnxruntime")
 COMBOS: list[Combo] = [Combo(task, mode) for task in TASKS for mode in ("default", "probabilities", "logits")] + [
     Combo("token_classification", extra=("--return_offsets_mapping",)),
     Combo("token_classification", "probabilities", extra=("--return_offsets_mapping",)),
@@ -40,6 +42,10 @@ COMBOS: list[Combo] = [Combo(task, mode) for task in TASKS for mode in ("default
     # A headless BertModel: ours infers text_embedding, KServe's runtime has to be told.
     Combo("text_embedding", kserve_extra=("--task", "text_embedding")),
     Combo("text_embedding", extra=("--task", "text_embedding", "--max_length", "8")),
+    # Our ONNX Runtime backend (fp32) against the runtime's torch: the same answers, to the same tolerances.
+    Combo("token_classification", "logits", ours_extra=ONNX),
+    Combo("sequence_classification", "probabilities", ours_extra=ONNX),
+    Combo("fill_mask", ours_extra=ONNX),
 ]
 
 # Texts per task: multi-text requests (padding), one text alone, odd spacing, case and punctuation.
@@ -60,7 +66,8 @@ TEXTS = {
 
 # Why floats may differ at all: both servers run the same fp32 weights, but our predictor batches without
 # padding (packed rows, a block-diagonal mask) where the runtime pads, so sums run in another order
-# (measured differences ~1e-6). Probabilities are rounded to 4 places on both sides, so a value near a
+# (measured differences ~1e-6); ONNX Runtime's fused fp32 kernels (attention, layer norm, GELU) also sum in
+# their own order. Probabilities are rounded to 4 places on both sides, so a value near a
 # rounding boundary may land one unit (1e-4) apart. bfloat16 keeps ~3 significant digits: logits of
 # magnitude ~1 computed in another order differ by up to a few 1e-2.
 TOLERANCE = {"default": 0.0, "probabilities": 1.0001e-4, "logits": 1e-4}

@@ -33,7 +33,7 @@ class Pair:
 def served_pair(combo: Combo, model_dir: str):
     grpc_port = free_port()
     with served_runtime_with_grpc(model_dir, *combo.flags, *combo.kserve_extra) as (kserve, kserve_grpc), \
-            served(model_dir, *combo.flags, "--grpc_port", str(grpc_port)) as ours:
+            served(model_dir, *combo.flags, *combo.ours_extra, "--grpc_port", str(grpc_port)) as ours:
         yield Pair(combo, kserve, ours, model_dir, kserve_grpc, f"127.0.0.1:{grpc_port}")
 
 

@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 import pytest
 
-from workbench.serving import dataplane, grpc_service
+from workbench.serving import dataplane, grpc_service, protocol_v2
 from workbench.serving.errors import BadRequest
 from workbench.tasks import LOGIT_TASKS
 from workbench.testsupport.servers import free_port, served
@@ -107,7 +107,7 @@ def raw_values(datatype: str, raw: bytes) -> list:
             values.append(raw[offset + 4:offset + 4 + length].decode("utf-8"))
             offset += 4 + length
         return values
-    return np.frombuffer(raw, dtype=grpc_service.RAW_DTYPE[datatype]).tolist()
+    return np.frombuffer(raw, dtype=protocol_v2.RAW_DTYPE[datatype]).tolist()
 
 
 def as_rest(response) -> list[dict]:

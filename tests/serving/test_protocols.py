@@ -4,9 +4,9 @@ import struct
 
 import pytest
 
-from workbench.serving import protocol_v1, protocol_v2
+from workbench.serving import dataplane, protocol_v1, protocol_v2
 from workbench.serving.errors import BadRequest
-from workbench.tasks import infer_task
+from workbench.tasks import Mode, infer_task
 
 
 def test_v1_reads_instances_or_inputs_and_a_bare_string():
@@ -74,24 +74,37 @@ def test_v2_binary_bytes_input():
     assert header == b'{"x":1}' and binary == raw
 
 
-def test_v2_tensors_follow_numpy_shapes_and_python_str_encoding():
-    assert protocol_v2.to_tensor("output-0", [[[0, 3, 0]], [[1, 0, 0]]]) == {
+def test_v2_tensors_take_the_declared_datatype_and_shape_and_python_str_for_dicts():
+    token_default = dataplane.output_specs("token_classification", Mode.DEFAULT)[0]
+    assert dataplane.tensor_from_inferences(token_default, [[[0, 3, 0]], [[1, 0, 0]]]).as_dict() == {
         "name": "output-0", "shape": [2, 1, 3], "datatype": "INT64", "parameters": None, "data": [0, 3, 0, 1, 0, 0]}
-    out = protocol_v2.to_tensor("output-0", [{0: 0.0012, 1: 0.9988}])
-    assert out["shape"] == [1] and out["datatype"] == "BYTES" and out["data"] == ["{0: 0.0012, 1: 0.9988}"]
-    assert protocol_v2.to_tensor("output-0", ["paris", "france"])["shape"] == [2]
+    probabilities = dataplane.output_specs("sequence_classification", Mode.PROBABILITIES)[0]
+    out = dataplane.tensor_from_inferences(probabilities, [{0: 0.0012, 1: 0.9988}])
+    assert out.shape == [1] and out.datatype == "BYTES" and out.data == ["{0: 0.0012, 1: 0.9988}"]
+    fill_default = dataplane.output_specs("fill_mask", Mode.DEFAULT)[0]
+    assert dataplane.tensor_from_inferences(fill_default, ["paris", "france"]).shape == [2]
 
 
 def test_v2_ragged_outputs_are_a_clear_error():
+    spec = dataplane.output_specs("token_classification", Mode.PROBABILITIES)[0]
     with pytest.raises(BadRequest, match="different shapes"):
-        protocol_v2.to_tensor("output-0", [[[{0: "0.1"}]], [[{0: "0.1"}], [{0: "0.2"}]]])
+        dataplane.tensor_from_inferences(spec, [[{0: "0.1"}], [{0: "0.1"}, {0: "0.2"}]])
 
 
 def test_v2_binary_output_encoding():
-    response = protocol_v2.build_response("m", "1", [protocol_v2.to_tensor("output-0", ["ab"])])
-    body, json_length = protocol_v2.encode_binary(response, {"*"})
+    response = dataplane.InferResponse("m", "1", [dataplane.OutputTensor("output-0", "BYTES", [1], ["ab"])])
+    body, json_length = protocol_v2.encode_response(response, {"*"})
     assert body[json_length:] == struct.pack("<I", 2) + b"ab"
-    assert b'"binary_data_size":6' in body[:json_length]
+    assert b'"binary_data_size":6' in body[:json_length] and b'"data"' not in body[:json_length]
+    assert response.outputs[0].data == ["ab"]  # the typed response is not consumed by encoding it
+
+
+def test_v2_json_encoding_keeps_kserves_field_order_and_nulls():
+    response = dataplane.InferResponse("m", "1", [dataplane.OutputTensor("output-0", "INT64", [2], [1, 0])])
+    body, header_length = protocol_v2.encode_response(response, set())
+    assert header_length is None
+    assert body == (b'{"model_name":"m","model_version":null,"id":"1","parameters":null,"outputs":'
+                    b'[{"name":"output-0","shape":[2],"datatype":"INT64","parameters":null,"data":[1,0]}]}')
 
 
 def test_task_is_inferred_from_the_architecture_suffix():

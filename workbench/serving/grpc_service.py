@@ -22,15 +22,13 @@ import asyncio
 import functools
 import json
 import logging
-import struct
 import time
 import traceback
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from workbench import __version__
-from workbench.serving import dataplane, entities, protocol_v2
+from workbench.serving import dataplane, entities, inference, protocol_v2
 from workbench.serving.errors import BadRequest, ModelNotFound, NotReady, Overloaded, PayloadTooLarge, RequestError
 
 if TYPE_CHECKING:
@@ -51,7 +49,6 @@ MESSAGE_NAMES = (
 # Which InferTensorContents field carries each datatype we answer with.
 CONTENTS_FIELD = {"BYTES": "bytes_contents", "INT64": "int64_contents", "FP32": "fp32_contents",
                   "BOOL": "bool_contents"}
-RAW_DTYPE = {"INT64": "<i8", "FP32": "<f4", "BOOL": "?"}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -144,17 +141,10 @@ def parse_infer_request(request) -> dataplane.InferRequest:
     body = {"id": request.id or None, "inputs": tensors, "parameters": parameters,
             "outputs": [{"name": o.name} for o in request.outputs] if request.outputs else None}
     parsed = protocol_v2.parse_request(body)
-    return dataplane.InferRequest(texts=parsed.texts, id=parsed.id, parameters=parsed.parameters,
-                                  requested_outputs=parsed.requested_outputs, raw=bool(raw))
-
-
-def raw_bytes(datatype: str, data: list) -> bytes:
-    """One output tensor's data as a raw buffer: BYTES length-prefixed, numbers little-endian."""
-    if datatype == "BYTES":
-        return b"".join(struct.pack("<I", len(b)) + b for b in (s.encode("utf-8") for s in data))
-    import numpy as np
-
-    return np.asarray(data, dtype=RAW_DTYPE[datatype]).tobytes()
+    if entities.wants_entities(parsed.parameters):
+        parsed.parameters = entity_parameters(parsed.parameters)
+    parsed.raw = bool(raw)
+    return parsed
 
 
 def encode_infer_response(response: dataplane.InferResponse, raw: bool = False):
@@ -165,7 +155,7 @@ def encode_infer_response(response: dataplane.InferResponse, raw: bool = False):
         tensor = message.outputs.add(name=output.name, datatype=output.datatype, shape=output.shape)
         fill_parameters(tensor.parameters, output.parameters)
         if raw:
-            message.raw_output_contents.append(raw_bytes(output.datatype, output.data))
+            message.raw_output_contents.append(protocol_v2.binary_buffer(output.datatype, output.data))
         elif output.datatype == "BYTES":
             tensor.contents.bytes_contents.extend(s.encode("utf-8") for s in output.data)
         else:
@@ -187,10 +177,6 @@ def status_for(error: RequestError) -> "grpc.StatusCode":
         error.status_code, grpc.StatusCode.INTERNAL)
 
 
-# ---------------------------------------------------------------------------------------------------
-# Inference through the shared predictor
-# ---------------------------------------------------------------------------------------------------
-
 def entity_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
     """gRPC parameters are scalars: `ignore_labels` may come as a JSON list in a string_param."""
     labels = parameters.get("ignore_labels")
@@ -201,33 +187,6 @@ def entity_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
     except ValueError:
         raise BadRequest(f"'parameters.ignore_labels' must be a JSON list of label names, got {labels!r:.100}") from None
     return {**parameters, "ignore_labels": decoded}
-
-
-async def infer(state: "ServerState", model_name: str, request: dataplane.InferRequest) -> dataplane.InferResponse:
-    """Answer one request with the server's predictor: the outputs REST V2 gives for it."""
-    predictor = state.check_model(model_name)
-    config = state.config
-    parameters = None
-    if entities.wants_entities(request.parameters):
-        params = entities.parse_parameters(entity_parameters(request.parameters), strict=False)
-        found = await predictor.entities(request.texts, params)
-        outputs = [dataplane.entities_tensor(found.entities, params.aggregation_strategy)]
-        parameters = dataplane.truncation_parameters(found.truncated)
-    else:
-        prediction = await predictor.predict(request.texts)
-        offsets = config.return_offsets_mapping and predictor.task == "token_classification"
-        specs = dataplane.output_specs(predictor.task, config.mode, offsets=offsets)
-
-        def build() -> list[dataplane.OutputTensor]:
-            tensors = [dataplane.tensor_from_inferences(specs[0], prediction.inferences)]
-            if offsets:
-                tensors.append(dataplane.offsets_tensor([enc.offsets for enc in prediction.encoded],
-                                                        prediction.request_length))
-            return tensors
-
-        outputs = build() if predictor.is_small(request.texts) else await asyncio.to_thread(build)
-    outputs = dataplane.select_outputs(outputs, request.requested_outputs)
-    return dataplane.InferResponse(config.model_name, request.id, outputs, parameters)
 
 
 class Servicer:
@@ -250,21 +209,20 @@ class Servicer:
         return self.m.ModelReadyResponse(ready=self.state.ready)
 
     async def ServerMetadata(self, request):
-        return self.m.ServerMetadataResponse(name="workbench", version=__version__, extensions=[])
+        return self.m.ServerMetadataResponse(**inference.server_metadata(extensions=[]))
 
     async def ModelMetadata(self, request):
-        self.state.check_model(request.name)
+        metadata = inference.model_metadata(self.state, request.name)
         tensor = self.m.ModelMetadataResponse.TensorMetadata
         return self.m.ModelMetadataResponse(
-            name=request.name, platform=dataplane.PLATFORM,
-            inputs=[tensor(**dataplane.TEXT_INPUT)],
-            outputs=[tensor(name=o["name"], datatype=o["datatype"], shape=o["shape"])
-                     for o in self.state.runner.output_metadata()])
+            name=metadata["name"], platform=metadata["platform"],
+            inputs=[tensor(**spec) for spec in metadata["inputs"]],
+            outputs=[tensor(**spec) for spec in metadata["outputs"]])
 
     async def ModelInfer(self, request):
         self.state.check_model(request.model_name)
         parsed = parse_infer_request(request)
-        response = await infer(self.state, request.model_name, parsed)
+        response = await inference.infer(self.state, request.model_name, parsed)
         if self.state.predictor is not None and self.state.predictor.is_small(parsed.texts):
             return encode_infer_response(response, parsed.raw)
         return await asyncio.to_thread(encode_infer_response, response, parsed.raw)

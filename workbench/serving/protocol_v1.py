@@ -32,7 +32,7 @@ def parse_texts(body: Any) -> list[str]:
 
 
 def build_response(inferences: list, offset_mapping: list | None = None) -> dict:
-    """The V1 answer. Integer dict keys become strings when it is serialised (see app.dump_json),
+    """The V1 answer. Integer dict keys become strings when it is serialised (see wire_json.dump_json),
     as JSON serialisation of KServe's answer makes them.
 
     With offsets (token classification, `--return_offsets_mapping`) KServe's runtime adds an OIP-style

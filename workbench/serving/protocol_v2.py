@@ -1,7 +1,9 @@
-"""Open Inference Protocol (V2) REST: request validation, response building, binary tensor extension.
+"""Open Inference Protocol (V2) REST codec: JSON (and the binary tensor extension) to the data plane's
+`InferRequest`, and its `InferResponse` back. Pure functions.
 
-Pure functions. The request's first input carries the texts (BYTES); its element count must equal
-the product of its shape (a single text may be sent with shape [] or [1]).
+The request's first input carries the texts (BYTES); its element count must equal the product of its
+shape (a single text may be sent with shape [] or [1]). Response tensors come built from the model's
+output declaration (`dataplane.output_specs`); this module only lays them out on the wire.
 """
 
 from __future__ import annotations
@@ -9,21 +11,14 @@ from __future__ import annotations
 import math
 import struct
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.serving.dataplane import InferResponse, InferRequest
 from workbench.serving.errors import BadRequest
+from workbench.serving.wire_json import dump_json
 
 BINARY_HEADER = "inference-header-content-length"
-
-
-@dataclass
-class V2Request:
-    texts: list[str]
-    id: str
-    requested_outputs: list[str] | None = None  # None: all outputs
-    binary_outputs: set[str] = field(default_factory=set)  # names to return as binary data
-    parameters: dict[str, Any] = field(default_factory=dict)
+RAW_DTYPE = {"INT64": "<i8", "FP32": "<f4", "BOOL": "?"}
 
 
 def _flatten(data: Any) -> list:
@@ -66,8 +61,8 @@ def split_binary_body(body: bytes, header_length: str | None) -> tuple[bytes, by
     return body[:n], body[n:]
 
 
-def parse_request(body: Any, binary: bytes = b"") -> V2Request:
-    """Validate an inference request and return its texts."""
+def parse_request(body: Any, binary: bytes = b"") -> InferRequest:
+    """Validate an inference request: the data plane's request, or BadRequest saying what is wrong."""
     if not isinstance(body, dict):
         raise BadRequest(f"a V2 inference request must be a JSON object, got {type(body).__name__}")
     inputs = body.get("inputs")
@@ -133,111 +128,33 @@ def parse_request(body: Any, binary: bytes = b"") -> V2Request:
             flag = (o.get("parameters") or {}).get("binary_data", binary_all)
             if flag:
                 binary_outputs.add(o["name"])
-    return V2Request(texts=texts, id=request_id if request_id is not None else str(uuid.uuid4()),
+    return InferRequest(texts=texts, id=request_id if request_id is not None else str(uuid.uuid4()),
                      requested_outputs=requested, binary_outputs=binary_outputs if outputs is not None else ({"*"} if binary_all else set()),
                      parameters=request_parameters)
 
 
-def _shape_of(value: Any) -> list[int]:
-    shape = []
-    while isinstance(value, list):
-        shape.append(len(value))
-        if not value:
-            break
-        value = value[0]
-    return shape
-
-
-def _is_regular(value: Any, shape: list[int]) -> bool:
-    if not shape:
-        return not isinstance(value, list)
-    if not isinstance(value, list) or len(value) != shape[0]:
-        return False
-    return all(_is_regular(item, shape[1:]) for item in value)
-
-
-def to_tensor(name: str, inferences: list) -> dict:
-    """A V2 output tensor from per-text inferences, as numpy would see `np.array(inferences)`:
-    strings and dicts become BYTES (dicts as their Python `str`), integers INT64, floats FP32."""
-    shape = _shape_of(inferences)
-    if not _is_regular(inferences, shape):
-        raise BadRequest(
-            "the texts of this request give outputs of different shapes (e.g. a different number of mask "
-            "tokens per text), which one V2 tensor cannot hold; send them in separate requests"
-        )
-    flat = _flatten(inferences)
-    sample = flat[0] if flat else 0
-    if isinstance(sample, bool):
-        datatype = "BOOL"
-    elif isinstance(sample, int):
-        datatype = "INT64"
-    elif isinstance(sample, float):
-        datatype = "FP32"
-    else:
-        datatype = "BYTES"
-        flat = [item if isinstance(item, str) else str(item) for item in flat]
-    return {"name": name, "shape": shape, "datatype": datatype, "parameters": None, "data": flat}
-
-
-def build_response(model_name: str, request_id: str, outputs: list[dict],
-                   parameters: dict | None = None) -> dict:
-    """Field order and null fields as KServe's pydantic InferenceResponse serialises them."""
-    return {"model_name": model_name, "model_version": None, "id": request_id,
-            "parameters": parameters, "outputs": outputs}
-
-
-def select_outputs(outputs: list[dict], requested: list[str] | None) -> list[dict]:
-    if requested is None:
-        return outputs
-    by_name = {o["name"]: o for o in outputs}
-    unknown = [name for name in requested if name not in by_name]
-    if unknown:
-        raise BadRequest(f"unknown output(s) {unknown}; this model returns {list(by_name)}")
-    return [by_name[name] for name in requested]
-
-
-def encode_binary(response: dict, binary_names: set[str]) -> tuple[bytes, int] | None:
-    """Move the data of the named outputs ("*": all) into the binary extension.
-    Returns (body, json_length) or None when nothing is binary."""
-    import numpy as np
-
+def encode_response(response: InferResponse, binary_outputs: set[str]) -> tuple[bytes, int | None]:
+    """The data plane's response as a REST V2 body: (JSON, None), or with the binary tensor extension
+    when outputs are asked for as binary ("*": all), (JSON header + buffers, the header's length)."""
+    payload = response.as_dict()
     chunks: list[bytes] = []
-    any_binary = False
-    for output in response["outputs"]:
-        if "*" not in binary_names and output["name"] not in binary_names:
+    for tensor, output in zip(response.outputs, payload["outputs"]):
+        if "*" not in binary_outputs and tensor.name not in binary_outputs:
             continue
-        any_binary = True
-        data = output.pop("data")
-        if output["datatype"] == "BYTES":
-            raw = b"".join(struct.pack("<I", len(b)) + b for b in (s.encode("utf-8") for s in data))
-        elif output["datatype"] == "INT64":
-            raw = np.asarray(data, dtype="<i8").tobytes()
-        elif output["datatype"] == "FP32":
-            raw = np.asarray(data, dtype="<f4").tobytes()
-        else:
-            raw = np.asarray(data, dtype=bool).tobytes()
+        raw = binary_buffer(tensor.datatype, output.pop("data"))
         output["parameters"] = {"binary_data_size": len(raw)}
         chunks.append(raw)
-    if not any_binary:
-        return None
-    import orjson
-
-    header = orjson.dumps(response)
+    header = dump_json(payload)
+    if not chunks:
+        return header, None
     return header + b"".join(chunks), len(header)
 
 
-def entity_output(name: str, entities: list[list[dict]], strategy: str) -> dict:
-    """Entities as a V2 output: BYTES of shape [B], each element that text's entity list as JSON."""
-    import json
+def binary_buffer(datatype: str, data: list) -> bytes:
+    """One tensor's flat data as the binary extension (and gRPC raw contents) carry it: BYTES elements
+    as 4-byte little-endian length + bytes, numbers little-endian."""
+    if datatype == "BYTES":
+        return b"".join(struct.pack("<I", len(b)) + b for b in (s.encode("utf-8") for s in data))
+    import numpy as np
 
-    return {"name": name, "shape": [len(entities)], "datatype": "BYTES",
-            "parameters": {"content_type": "application/json", "aggregation_strategy": strategy},
-            "data": [json.dumps(row, ensure_ascii=False) for row in entities]}
-
-
-def truncation_parameters(truncated: list[bool]) -> dict:
-    """Response parameters saying which texts were cut off (V2 parameter values are scalars, so the
-    indices travel as a JSON string)."""
-    import json
-
-    return {"truncated": any(truncated), "truncated_indices": json.dumps([i for i, t in enumerate(truncated) if t])}
+    return np.asarray(data, dtype=RAW_DTYPE[datatype]).tobytes()

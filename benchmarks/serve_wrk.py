@@ -48,6 +48,7 @@ SERVERS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "ours": ("ours, torch, default flags (--dtype auto)", ()),
     "ours-bf16": ("ours, torch, --dtype bfloat16", ("--dtype", "bfloat16")),
     "ours-2threads": ("ours, torch, --num_threads 2", ("--num_threads", "2")),
+    "ours-1thread": ("ours, torch, --num_threads 1 (for a node shared with busy neighbours)", ("--num_threads", "1")),
     "ours-padded": ("ours, torch, --disable_packing", ("--disable_packing",)),
     "ours-unbatched": ("ours, torch, --max_batch_size 1", ("--max_batch_size", "1")),
     "ort": ("ours, --backend onnxruntime", ("--backend", "onnxruntime")),
@@ -110,7 +111,8 @@ def start(name: str, model_dir: str, task: str | None):
     task_flags = ("--task", task) if task else ()
     if flags is None:
         return served_runtime(model_dir, *task_flags, timeout=300)
-    return served(model_dir, *task_flags, *flags, timeout=600)
+    # The server's own thread rule (all usable CPUs), not the one-thread default of test servers.
+    return served(model_dir, *task_flags, *flags, timeout=600, env={"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")})
 
 
 def ratio(a: float | None, b: float | None) -> str:

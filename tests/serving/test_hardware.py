@@ -119,16 +119,17 @@ def test_threads_flag_beats_omp_num_threads_beats_usable_cpus():
     assert choose_threads(5, env, 16).threads == 5
     assert choose_threads(None, env, 16).threads == 3
     assert choose_threads(None, env, 16).reason == "OMP_NUM_THREADS=3"
-    assert choose_threads(None, {}, 16).threads == 15
-    assert choose_threads(None, {}, 2).threads == 1
+    assert choose_threads(None, {}, 16).threads == 16
+    assert choose_threads(None, {}, 2).threads == 2
     assert choose_threads(None, {}, 1).threads == 1
+    assert choose_threads(None, {}, 0).threads == 1
     assert choose_threads(None, {"OMP_NUM_THREADS": "4,2"}, 16).threads == 4  # nested levels: the outer one
 
 
 def test_a_bad_omp_num_threads_is_ignored_with_a_warning():
     for bad in ("zero", "0", "-2"):
         picked = choose_threads(None, {"OMP_NUM_THREADS": bad}, 8)
-        assert picked.threads == 7 and bad in picked.warning
+        assert picked.threads == 8 and bad in picked.warning
     assert choose_threads(None, {"OMP_NUM_THREADS": ""}, 8).warning is None
 
 

@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="auto: CUDA when available, else CPU")
     model.add_argument("--num_threads", type=int, default=None,
                        help="torch intra-op threads (default: $OMP_NUM_THREADS when set, else the usable CPUs "
-                            "- affinity mask capped by the cgroup quota, rounded down - minus one, at least 1)")
+                            "- affinity mask capped by the cgroup quota, rounded down; on a node shared with busy neighbours, "
+                            "fewer keeps latency)")
     model.add_argument("--backend", choices=BACKEND_CHOICES, default="torch",
                        help="torch (default), or onnxruntime: the model exported once to ONNX and run by ONNX "
                             "Runtime (needs the onnx extra)")

@@ -57,14 +57,16 @@ def wait_until_ready(url: str, process: subprocess.Popen | None, log_path: Path 
 
 @contextlib.contextmanager
 def served_command(command: Sequence[str], port: int, *, timeout: float = 120.0,
-                   ready_path: str = "/v2/health/ready", env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run any server command that listens on 127.0.0.1:`port`; yield its base URL once ready."""
+                   ready_path: str = "/v2/health/ready", env: dict[str, str | None] | None = None) -> Iterator[str]:
+    """Run any server command that listens on 127.0.0.1:`port`; yield its base URL once ready.
+    `env` adds to this process's environment; a None value removes that variable."""
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="workbench-server-") as tmp:
         log_path = Path(tmp) / "server.log"
         with open(log_path, "wb") as log:
             process_env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
             process_env.update(env or {})
+            process_env = {key: value for key, value in process_env.items() if value is not None}
             process = subprocess.Popen(list(command), stdout=log, stderr=subprocess.STDOUT, env=process_env)
             try:
                 wait_until_ready(url, process, log_path, timeout, ready_path)
@@ -80,8 +82,9 @@ def served_command(command: Sequence[str], port: int, *, timeout: float = 120.0,
 
 @contextlib.contextmanager
 def served(model_dir: str | Path | None = None, *flags: str, model_name: str = "model",
-           model_id: str | None = None, timeout: float = 120.0, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Serve a model with the built-in predictor (`workbench serve`); yield the base URL."""
+           model_id: str | None = None, timeout: float = 120.0, env: dict[str, str | None] | None = None) -> Iterator[str]:
+    """Serve a model with the built-in predictor (`workbench serve`); yield the base URL. Its torch runs
+    one intra-op thread unless OMP_NUM_THREADS is set here or in `env` (None: the server's own rule)."""
     port = free_port()
     command = [sys.executable, "-m", "workbench", "serve", "--model_name", model_name,
                "--http_port", str(port), "--host", "127.0.0.1"]
@@ -92,6 +95,9 @@ def served(model_dir: str | Path | None = None, *flags: str, model_name: str = "
     command += list(flags)
     if not any(flag.split("=")[0] in GRPC_FLAGS for flag in flags):
         command.append("--disable_grpc")  # never KServe's default 8081: tests run many servers at once
+    # One intra-op thread unless a test says otherwise: tests run many servers at once on a shared
+    # machine, the case where the default (all usable CPUs) loses latency (docs/serving.md, threads).
+    env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), **(env or {})}
     with served_command(command, port, timeout=timeout, env=env) as url:
         yield url
 

@@ -1,9 +1,7 @@
 """A small OIP V2 gRPC client for the conformance suite (`inference.GRPCInferenceService`).
 
-The message classes come from the descriptor set shipped with workbench (`workbench/serving/proto/
-inference.binpb`, read as data through importlib.resources; nothing of workbench.serving is imported),
-loaded into a private descriptor pool: tritonclient's and kserve's generated modules register the same
-`inference` package in protobuf's default pool, and two registrations of one name clash.
+The message classes and the request builder come from `workbench.oip_messages` (the descriptor set
+shipped with workbench, in a private descriptor pool; nothing of workbench.serving is imported).
 
 Every call takes the endpoint's `--request-timeout`. `GrpcClient.call(name, request)` returns the
 response message or raises `grpc.RpcError` (its `.code()` is the status the checks look at).
@@ -11,10 +9,10 @@ response message or raises `grpc.RpcError` (its `.code()` is the status the chec
 
 from __future__ import annotations
 
-import functools
 import struct
-from importlib import resources
-from types import SimpleNamespace
+
+from workbench import oip_messages
+from workbench.oip_messages import messages, raw_bytes_elements  # noqa: F401  (the checks use both)
 
 SERVICE = "inference.GRPCInferenceService"
 METHODS = {  # rpc -> (request message, response message)
@@ -34,20 +32,6 @@ CONTENTS_FIELD = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int
 RAW_FORMAT = {"BOOL": "?", "INT8": "b", "INT16": "h", "INT32": "i", "INT64": "q", "UINT8": "B", "UINT16": "H",
               "UINT32": "I", "UINT64": "Q", "FP32": "f", "FP64": "d", "FP16": "e"}
 RAW_SIZE = {**{name: struct.calcsize("<" + fmt) for name, fmt in RAW_FORMAT.items()}, "BF16": 2}
-
-
-@functools.lru_cache(maxsize=None)
-def messages() -> SimpleNamespace:
-    """The OIP messages by name (`messages().ModelInferRequest`), from a private descriptor pool."""
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-
-    data = resources.files("workbench").joinpath("serving", "proto", "inference.binpb").read_bytes()
-    pool = descriptor_pool.DescriptorPool()
-    for file in descriptor_pb2.FileDescriptorSet.FromString(data).file:
-        pool.Add(file)
-    names = {name for pair in METHODS.values() for name in pair} | {"InferTensorContents", "InferParameter"}
-    return SimpleNamespace(**{name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"inference.{name}"))
-                              for name in sorted(names)})
 
 
 def message(type_name: str, **fields):
@@ -83,20 +67,9 @@ class GrpcClient:
 
 # --- requests the checks send ------------------------------------------------------------------
 
-def raw_bytes_elements(texts: list[str]) -> bytes:
-    """BYTES elements in raw form: each a 4-byte little-endian length, then its bytes."""
-    return b"".join(struct.pack("<I", len(b)) + b for b in (t.encode("utf-8") for t in texts))
-
-
 def infer_request(model_name: str, texts: list[str], *, input_name: str = "text", raw: bool = False,
                   request_id: str | None = None):
-    request = message("ModelInferRequest", model_name=model_name, id=request_id or "")
-    tensor = request.inputs.add(name=input_name, datatype="BYTES", shape=[len(texts)])
-    if raw:
-        request.raw_input_contents.append(raw_bytes_elements(texts))
-    else:
-        tensor.contents.bytes_contents.extend(t.encode("utf-8") for t in texts)
-    return request
+    return oip_messages.infer_request(model_name, texts, input_name=input_name, raw=raw, request_id=request_id or "")
 
 
 # --- reading answers ---------------------------------------------------------------------------

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from workbench import oip_messages
+from workbench.oip_messages import raw_bytes_elements  # noqa: F401  (tests use it from here)
+
 PROTOCOLS = ("v1", "v2", "grpc", "openai")
 REST_PROTOCOLS = ("v1", "v2", "openai")  # openai: POST /openai/v1/embeddings (text_embedding)
 INPUT_NAME = "input-0"  # the one BYTES input, by the same name over REST V2 and gRPC
@@ -139,24 +142,9 @@ def request_body(protocol: str, texts: Sequence[str], model_name: str = "model")
     raise ValueError(f"unknown protocol {protocol!r} for a JSON body: choose one of {', '.join(REST_PROTOCOLS)}")
 
 
-def raw_bytes_elements(texts: Sequence[str]) -> bytes:
-    """BYTES elements in `raw_input_contents` form: each a 4-byte little-endian length, then its UTF-8 bytes."""
-    encoded = [text.encode("utf-8") for text in texts]
-    return b"".join(len(item).to_bytes(4, "little") + item for item in encoded)
-
-
 def grpc_request(model_name: str, texts: Sequence[str], raw: bool = False):
-    """The OIP `ModelInferRequest` for `texts`: one BYTES input of shape [n], as typed
-    `contents.bytes_contents` or (raw) as one `raw_input_contents` buffer."""
-    from workbench.serving.grpc_service import messages
-
-    request = messages().ModelInferRequest(model_name=model_name)
-    tensor = request.inputs.add(name=INPUT_NAME, datatype="BYTES", shape=[len(texts)])
-    if raw:
-        request.raw_input_contents.append(raw_bytes_elements(texts))
-    else:
-        tensor.contents.bytes_contents.extend(text.encode("utf-8") for text in texts)
-    return request
+    """The OIP `ModelInferRequest` for `texts` (one BYTES input of shape [n], typed or raw)."""
+    return oip_messages.infer_request(model_name, texts, input_name=INPUT_NAME, raw=raw)
 
 
 def encode_request(protocol: str, texts: Sequence[str], model_name: str, raw: bool = False) -> bytes:

@@ -2,7 +2,7 @@
 
 It runs in the REST server's process and event loop and answers from the same `ServerState` (the one
 model, the one batching queue). Messages are built from `proto/inference.binpb` in a private descriptor
-pool (see grpc_codegen.py for why not `_pb2` modules) and the handlers are registered generically with
+pool (workbench/oip_messages.py; see grpc_codegen.py for why not `_pb2` modules) and the handlers are registered generically with
 their `FromString` / `SerializeToString`.
 
 The codec is pure functions that tests call directly:
@@ -19,15 +19,13 @@ Errors are gRPC status codes: INVALID_ARGUMENT (a bad request), NOT_FOUND (unkno
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import time
 import traceback
-from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
+from workbench.oip_messages import messages
 from workbench.serving import dataplane, entities, inference, protocol_v2
 from workbench.serving.errors import BadRequest, ModelNotFound, NotReady, Overloaded, PayloadTooLarge, RequestError
 
@@ -39,33 +37,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("workbench.serve")
 
 SERVICE = "inference.GRPCInferenceService"
-DESCRIPTOR_SET = Path(__file__).resolve().parent / "proto" / "inference.binpb"
-MESSAGE_NAMES = (
-    "ServerLiveRequest", "ServerLiveResponse", "ServerReadyRequest", "ServerReadyResponse",
-    "ModelReadyRequest", "ModelReadyResponse", "ServerMetadataRequest", "ServerMetadataResponse",
-    "ModelMetadataRequest", "ModelMetadataResponse", "ModelInferRequest", "ModelInferResponse",
-    "InferParameter", "InferTensorContents",
-)
 # Which InferTensorContents field carries each datatype we answer with.
 CONTENTS_FIELD = {"BYTES": "bytes_contents", "INT64": "int64_contents", "FP32": "fp32_contents",
                   "BOOL": "bool_contents"}
-
-
-# ---------------------------------------------------------------------------------------------------
-# Messages from the private pool
-# ---------------------------------------------------------------------------------------------------
-
-@functools.lru_cache(maxsize=None)
-def messages() -> SimpleNamespace:
-    """The OIP message classes, by name (`messages().ModelInferRequest`)."""
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-
-    files = descriptor_pb2.FileDescriptorSet.FromString(DESCRIPTOR_SET.read_bytes())
-    pool = descriptor_pool.DescriptorPool()
-    for file in files.file:
-        pool.Add(file)
-    return SimpleNamespace(**{name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"inference.{name}"))
-                              for name in MESSAGE_NAMES})
 
 
 # ---------------------------------------------------------------------------------------------------

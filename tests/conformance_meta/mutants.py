@@ -960,3 +960,111 @@ def mutant(name: str) -> Mutant:
 def for_upstream(upstream: Upstream) -> list[Mutant]:
     return [m for m in MUTANTS if upstream in m.targets]
 
+
+
+# --- gRPC mutants --------------------------------------------------------------------------------
+# A gRPC mutant sits in front of the built-in predictor's gRPC port (tests/conformance_meta/grpc_mutant_proxy.py:
+# raw bytes forwarded, the answer decoded into its OIP message only where a mutant looks at it). It breaks one
+# rule of inference_grpc.md with two pure functions, both free of grpc imports (status codes by name):
+# - `answer(rpc, response) -> None | (code_name, details)`: edits the decoded response in place, or returns the
+#   status the mutant answers instead;
+# - `error(rpc, code_name, details) -> (code_name, details)`: rewrites the status of a failed call.
+
+
+def g_wrong_shape_no_id(rpc: str, response) -> tuple[str, str] | None:
+    if rpc == "ModelInfer":
+        response.id = ""
+        response.outputs[0].shape.append(2)  # twice the elements the data holds
+    return None
+
+
+def g_raw_dropped(rpc: str, response) -> tuple[str, str] | None:
+    if rpc == "ModelInfer":
+        del response.raw_output_contents[:]  # a raw request answered with no data at all
+    return None
+
+
+def g_internal_for_text_infer(rpc: str, response) -> tuple[str, str] | None:
+    if rpc == "ModelInfer":  # KServe 0.21's answer to every text ModelInfer, word for word
+        return "INTERNAL", "Internal server error"
+    return None
+
+
+def g_empty_metadata(rpc: str, response) -> tuple[str, str] | None:
+    if rpc == "ModelMetadata":
+        del response.inputs[:]
+        del response.outputs[:]
+    return None
+
+
+def g_not_live(rpc: str, response) -> tuple[str, str] | None:
+    if rpc == "ServerLive":
+        response.live = False
+    return None
+
+
+def g_server_metadata_unnamed(rpc: str, response) -> tuple[str, str] | None:
+    if rpc == "ServerMetadata":
+        response.name = ""
+        response.version = ""
+    return None
+
+
+def g_not_ready(rpc: str, response) -> tuple[str, str] | None:
+    if rpc in ("ServerReady", "ModelReady"):
+        response.ready = False
+    return None
+
+
+def g_internal_for_bad_input(rpc: str, code: str, details: str) -> tuple[str, str]:
+    if code == "INVALID_ARGUMENT":
+        return "INTERNAL", f"Exception calling application: {details}"
+    return code, details
+
+
+def g_unknown_model_invalid_argument(rpc: str, code: str, details: str) -> tuple[str, str]:
+    if code == "NOT_FOUND":
+        return "INVALID_ARGUMENT", details
+    return code, details
+
+
+def g_size_limit_unknown(rpc: str, code: str, details: str) -> tuple[str, str]:
+    if code == "RESOURCE_EXHAUSTED":
+        return "UNKNOWN", details
+    return code, details
+
+
+@dataclass(frozen=True)
+class GrpcMutant:
+    name: str
+    breaks: str
+    answer: Callable[[str, Any], tuple[str, str] | None] | None = None
+    error: Callable[[str, str, str], tuple[str, str]] | None = None
+
+
+# the upstream every gRPC mutant is proved on: the built-in predictor with its gRPC port (a receive limit of 4 MiB)
+GRPC_UPSTREAM = SD
+GRPC_RECEIVE_LIMIT = 4 * 1024 * 1024
+
+GRPC_MUTANTS: tuple[GrpcMutant, ...] = (
+    GrpcMutant("grpc-wrong-shape-no-id", "ModelInfer outputs declare twice the elements they hold and drop the id",
+               answer=g_wrong_shape_no_id),
+    GrpcMutant("grpc-raw-dropped", "a raw ModelInfer is answered with no raw_output_contents", answer=g_raw_dropped),
+    GrpcMutant("grpc-internal-for-text-infer", "every ModelInfer of text answers INTERNAL (KServe 0.21's defect)",
+               answer=g_internal_for_text_infer),
+    GrpcMutant("grpc-empty-metadata", "ModelMetadata lists no input or output tensors", answer=g_empty_metadata),
+    GrpcMutant("grpc-not-live", "ServerLive answers live=false on a serving server", answer=g_not_live),
+    GrpcMutant("grpc-server-metadata-unnamed", "ServerMetadata answers an empty name and version",
+               answer=g_server_metadata_unnamed),
+    GrpcMutant("grpc-not-ready", "ServerReady and ModelReady answer ready=false on a serving server",
+               answer=g_not_ready),
+    GrpcMutant("grpc-internal-for-bad-input", "a bad input answers INTERNAL instead of INVALID_ARGUMENT",
+               error=g_internal_for_bad_input),
+    GrpcMutant("grpc-unknown-model-invalid-argument", "an unknown model answers INVALID_ARGUMENT, not NOT_FOUND",
+               error=g_unknown_model_invalid_argument),
+    GrpcMutant("grpc-size-limit-unknown", "a message over the size limit answers UNKNOWN, not RESOURCE_EXHAUSTED",
+               error=g_size_limit_unknown),
+)
+
+GRPC_BY_NAME: dict[str, GrpcMutant] = {m.name: m for m in GRPC_MUTANTS}
+assert not set(GRPC_BY_NAME) & set(BY_NAME), "gRPC and HTTP mutant names must be distinct"

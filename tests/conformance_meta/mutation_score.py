@@ -7,7 +7,8 @@ the built-in predictor in each mode, with --return_offsets_mapping where asked) 
 in front of it (one per worker), runs the whole suite (a subprocess, as a user runs it, with
 --reference-model and a golden file) once transparently (the baseline must pass) and once per mutant,
 and prints the score killed/total, the surviving mutants, which mutants each check kills, and the
-checks that kill none with the reason.
+checks that kill none with the reason. The gRPC mutants (GRPC_MUTANTS) come last: a gRPC proxy per mutant in
+front of the built-in predictor's gRPC port, the suite's gRPC checks against it (`grpc_runs`).
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ from pathlib import Path
 
 import httpx
 
-from tests.conformance_meta.mutants import BY_NAME, CANNOT_KILL, MUTANTS, Mutant, Upstream
+from tests.conformance_meta.mutants import (BY_NAME, CANNOT_KILL, GRPC_BY_NAME, GRPC_MUTANTS, GRPC_RECEIVE_LIMIT,
+                                            GRPC_UPSTREAM, MUTANTS, Mutant, Upstream)
 from tests.conformance_meta.suite_runner import ForkedSuite, preload_suite_modules, run_suite
 
 PROXY = Path(__file__).with_name("mutant_proxy.py")
+GRPC_PROXY = Path(__file__).with_name("grpc_mutant_proxy.py")
+GRPC_CHECKS = "test_v2_grpc"
 GOLDEN_TEXTS = 2
 
 
@@ -119,8 +123,9 @@ def score(names: list[str] | None = None, workers: int = 2, log=print, fork: boo
     from workbench.testsupport.tiny_models import build_tiny_model
 
     fork = fork and hasattr(os, "fork")
-    selected: list[Mutant] = [BY_NAME[n] for n in names] if names else list(MUTANTS)
+    selected: list[Mutant] = [BY_NAME[n] for n in names if n in BY_NAME] if names else list(MUTANTS)
     selected = _servable(selected, log)
+    grpc_selected = [GRPC_BY_NAME[n] for n in names if n in GRPC_BY_NAME] if names else list(GRPC_MUTANTS)
     upstreams: list[Upstream] = list(dict.fromkeys(u for m in selected for u in m.targets))
     started = time.perf_counter()
     runs: list[Run] = []
@@ -164,13 +169,14 @@ def score(names: list[str] | None = None, workers: int = 2, log=print, fork: boo
         log(f"{len(upstreams)} upstreams served in {time.perf_counter() - started:.0f} s")
         jobs: list[tuple[Upstream, str, int]] = [(u, "none", 1) for u in upstreams]
         jobs += [(u, m.name, attempt) for m in selected for u in m.targets for attempt in range(1, m.repeat + 1)]
+        total_runs = len(jobs) + (len(grpc_selected) + 1 if grpc_selected else 0)
 
         def finished(run: Run) -> None:
             runs.append(run)
             verdict = "error" if run.error else ("killed" if run.killed else "SURVIVED")
             if run.mutation == "none":
                 verdict = "baseline ok" if not run.failed and not run.error else "BASELINE FAILS"
-            log(f"[{len(runs)}/{len(jobs)}] {run.upstream:40} {run.mutation:34} {verdict:14} {run.wall_s:5.1f} s "
+            log(f"[{len(runs)}/{total_runs}] {run.upstream:40} {run.mutation:34} {verdict:14} {run.wall_s:5.1f} s "
                 f"{len(run.failed)} failed")
 
         def start(job, slot: int):
@@ -211,10 +217,70 @@ def score(names: list[str] | None = None, workers: int = 2, log=print, fork: boo
                     finished(run if suite is run else _record(run, suite))
             if running:
                 time.sleep(0.2)
-    return summarize(selected, runs, time.perf_counter() - started)
+        if grpc_selected:
+            for run in grpc_runs([m.name for m in grpc_selected], model_dirs.get(GRPC_UPSTREAM.task), tmp_path, log):
+                finished(run)
+    return summarize([*selected, *grpc_selected], runs, time.perf_counter() - started)
 
 
-def summarize(selected: list[Mutant], runs: list[Run], wall_s: float) -> dict:
+@contextlib.contextmanager
+def _grpc_proxy(upstream: str, mutation: str):
+    """The gRPC mutant proxy as a subprocess (this process forks suite runs: it never imports grpc)."""
+    import socket
+    import subprocess
+
+    from workbench.testsupport.servers import free_port
+
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(GRPC_PROXY), "--upstream", upstream, "--port", str(port),
+                                "--mutation", mutation], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"gRPC proxy {mutation} exited: {process.stderr.read().decode()[-2000:]}")
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"gRPC proxy {mutation} did not listen on {port} within 60 s")
+            time.sleep(0.1)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def grpc_runs(names: list[str], model_dir: str | None, tmp_path: Path, log) -> list[Run]:
+    """The gRPC mutants, one after another: the built-in predictor on the tiny model of GRPC_UPSTREAM with its gRPC
+    port, a proxy per mutant in front of it, the suite's gRPC checks (`-k test_v2_grpc`) with `--grpc-endpoint`
+    at the proxy and `--endpoint` at the real REST port. The baseline is the transparent proxy ("none")."""
+    from workbench.testsupport.servers import free_port, served
+    from workbench.testsupport.tiny_models import build_tiny_model
+
+    if model_dir is None:
+        model_dir = str(tmp_path / GRPC_UPSTREAM.task)
+        build_tiny_model(GRPC_UPSTREAM.task, model_dir)
+    upstream_id = f"{GRPC_UPSTREAM.id}@grpc"
+    grpc_port = free_port()
+    runs = []
+    with served(model_dir, *GRPC_UPSTREAM.server_flags, "--grpc_port", str(grpc_port),
+                "--grpc_max_receive_message_length", str(GRPC_RECEIVE_LIMIT)) as url:
+        for mutation in ["none", *names]:
+            run = Run(upstream_id, mutation, 1)
+            try:
+                with _grpc_proxy(f"127.0.0.1:{grpc_port}", mutation) as address:
+                    suite = run_suite(tmp_path / f"{upstream_id}-{mutation}.json", "--endpoint", url,
+                                      "--grpc-endpoint", address, *GRPC_UPSTREAM.suite_args(), "-k", GRPC_CHECKS,
+                                      timeout=600)
+                _record(run, suite)
+            except Exception as exc:  # noqa: BLE001 - a run that wrote no report is reported, not a kill
+                run.error = f"{type(exc).__name__}: {str(exc)[:2000]}"
+            runs.append(run)
+    return runs
+
+
+def summarize(selected: list, runs: list[Run], wall_s: float) -> dict:
     baselines = {r.upstream: r for r in runs if r.mutation == "none"}
     broken_baselines = {u: (r.error or r.failed) for u, r in baselines.items() if r.error or r.failed}
     by_mutant: dict[str, list[Run]] = {}
@@ -240,16 +306,20 @@ def summarize(selected: list[Mutant], runs: list[Run], wall_s: float) -> dict:
     return {
         "score": {"killed": len(killed), "total": len(selected)},
         "wall_s": round(wall_s, 1),
-        "survivors": {n: {"breaks": BY_NAME[n].breaks,
+        "survivors": {n: {"breaks": _breaks(n),
                           "runs": [{"upstream": r.upstream, "attempt": r.attempt, "error": r.error,
                                     "failed": r.failed} for r in by_mutant.get(n, [])]} for n in survivors},
         "broken_baselines": broken_baselines,
-        "mutants": {n: {"breaks": BY_NAME[n].breaks, "killed": n in killed,
+        "mutants": {n: {"breaks": _breaks(n), "killed": n in killed,
                         "killed_by": sorted({c for r in by_mutant.get(n, []) for c in r.failed})} for n in by_mutant},
         "kills_per_check": {c: sorted(ms) for c, ms in sorted(kills.items())},
         "checks_that_kill_none": kill_none,
         "checks_never_run": skipped_everywhere,
     }
+
+
+def _breaks(name: str) -> str:
+    return (BY_NAME.get(name) or GRPC_BY_NAME[name]).breaks
 
 
 def report_text(result: dict) -> str:
@@ -277,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", metavar="PATH", help="also write the result as JSON")
     parser.add_argument("--workers", type=int, default=2, help="suite runs at a time (default 2)")
-    parser.add_argument("--only", nargs="+", metavar="NAME", choices=sorted(BY_NAME), help="just these mutants")
+    parser.add_argument("--only", nargs="+", metavar="NAME", choices=sorted({*BY_NAME, *GRPC_BY_NAME}),
+                        help="just these mutants (HTTP or gRPC)")
     parser.add_argument("--no-fork", action="store_true",
                         help="a fresh `python -m pytest` subprocess per run instead of a forked child")
     args = parser.parse_args(argv)

@@ -1,13 +1,12 @@
 """The OIP gRPC checks (conformance/test_v2_grpc.py): all pass against the built-in server, and each
-gRPC mutant (a small proxy in front of it that breaks one rule) makes the checks of that rule fail.
+gRPC mutant of the catalogue (tests/conformance_meta/mutants.py, GRPC_MUTANTS) makes exactly the checks of the
+rule it breaks fail.
 
 One built-in server (REST + gRPC, receive limit 4 MiB) serves a tiny sequence classifier for the whole
-module; the mutants are sync `grpc` servers in this process that forward raw bytes to it.
+module; each mutant is a sync `grpc` proxy in this process (tests/conformance_meta/grpc_mutant_proxy.py).
 """
 
 from __future__ import annotations
-
-from concurrent import futures
 
 import pytest
 
@@ -15,9 +14,9 @@ from tests.conformance_meta.suite_runner import run_suite
 
 grpc = pytest.importorskip("grpc")
 
-from conformance.grpc_client import SERVICE, METHODS, messages  # noqa: E402
+from tests.conformance_meta.grpc_mutant_proxy import GrpcMutantProxy  # noqa: E402
+from tests.conformance_meta.mutants import GRPC_BY_NAME, GRPC_RECEIVE_LIMIT as LIMIT  # noqa: E402
 
-LIMIT = 4 * 1024 * 1024
 GRPC_CHECKS = "test_v2_grpc"
 
 
@@ -37,52 +36,6 @@ def _run(tmp_path, url: str, grpc_address: str, name: str, *args: str):
                      "--task", "sequence_classification", "-k", GRPC_CHECKS, *args, timeout=300)
 
 
-class Mutant:
-    """A gRPC proxy to `backend` whose `answer(rpc, response)` / `error(rpc, code, details)` may break rules
-    (`answer` edits the response in place, or returns (code, details) to answer that status instead)."""
-
-    def __init__(self, backend: str, answer=None, error=None):
-        from workbench.testsupport.servers import free_port
-
-        self.channel = grpc.insecure_channel(backend, options=[("grpc.max_send_message_length", -1),
-                                                               ("grpc.max_receive_message_length", -1)])
-        self.answer, self.error = answer, error
-        handlers = {rpc: grpc.unary_unary_rpc_method_handler(self._forwarder(rpc)) for rpc in METHODS}
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
-                                  options=[("grpc.max_receive_message_length", LIMIT)])
-        self.server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, handlers)])
-        port = free_port()
-        self.server.add_insecure_port(f"127.0.0.1:{port}")
-        self.address = f"127.0.0.1:{port}"
-        self.server.start()
-
-    def _forwarder(self, rpc: str):
-        call = self.channel.unary_unary(f"/{SERVICE}/{rpc}")  # bytes in, bytes out
-        response_type = getattr(messages(), METHODS[rpc][1])
-
-        def forward(request: bytes, context):
-            try:
-                answer = call(request, timeout=30)
-            except grpc.RpcError as exc:
-                code, details = exc.code(), exc.details()
-                if self.error is not None:
-                    code, details = self.error(rpc, code, details)
-                context.abort(code, details)
-            if self.answer is None:
-                return answer
-            response = response_type.FromString(answer)
-            status = self.answer(rpc, response)
-            if status is not None:
-                context.abort(*status)
-            return response.SerializeToString()
-
-        return forward
-
-    def close(self):
-        self.server.stop(None)
-        self.channel.close()
-
-
 def test_grpc_checks_pass_against_builtin(server, tmp_path):
     url, address = server
     run = _run(tmp_path, url, address, "builtin")
@@ -93,65 +46,65 @@ def test_grpc_checks_pass_against_builtin(server, tmp_path):
     assert run.returncode == 0, run.describe()
 
 
-def _wrong_shape_no_id(rpc, response):
-    if rpc == "ModelInfer":
-        response.id = ""
-        response.outputs[0].shape.append(2)  # twice the elements the data holds
-
-
-def _raw_dropped(rpc, response):
-    if rpc == "ModelInfer":
-        del response.raw_output_contents[:]  # a raw request answered with no data at all
-
-
-def _internal_for_text_infer(rpc, response):
-    if rpc == "ModelInfer":  # KServe 0.21's answer to every text ModelInfer, word for word
-        return grpc.StatusCode.INTERNAL, "Internal server error"
-    return None
-
-
-def _empty_metadata(rpc, response):
-    if rpc == "ModelMetadata":
-        del response.inputs[:]
-        del response.outputs[:]
-
-
-def _internal_for_bad_input(rpc, code, details):
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return grpc.StatusCode.INTERNAL, f"Exception calling application: {details}"
-    return code, details
-
-
 INFER_CHECKS = {"grpc_infer_typed_bytes", "grpc_infer_outputs_well_formed[typed]",
                 "grpc_infer_outputs_well_formed[raw]", "grpc_infer_raw_input_accepted", "grpc_infer_raw_in_raw_out",
                 "grpc_infer_echoes_id[typed]", "grpc_infer_echoes_id[raw]", "grpc_answers_equal_rest[typed]",
                 "grpc_answers_equal_rest[raw]"}
 BAD_INPUT_CHECKS = {"grpc_wrong_datatype_invalid_argument", "grpc_shape_data_mismatch_invalid_argument[typed]",
                     "grpc_shape_data_mismatch_invalid_argument[raw]"}
+# the checks that send a bad request and then ask whether the endpoint still serves (ServerReady, ModelReady)
+STILL_SERVING_CHECKS = BAD_INPUT_CHECKS | {"grpc_contents_and_raw_invalid_argument", "grpc_unknown_model_infer_not_found",
+                                           "grpc_unknown_model_metadata_not_found",
+                                           "grpc_over_size_limit_resource_exhausted"}
 
 
-@pytest.mark.parametrize("name, mutation, killed", [
-    ("wrong-shape-no-id", {"answer": _wrong_shape_no_id},
-     {"grpc_infer_outputs_well_formed[typed]", "grpc_infer_outputs_well_formed[raw]", "grpc_infer_echoes_id[typed]",
-      "grpc_infer_echoes_id[raw]", "grpc_answers_equal_rest[typed]", "grpc_answers_equal_rest[raw]"}),
-    ("raw-dropped", {"answer": _raw_dropped},
-     {"grpc_infer_raw_in_raw_out", "grpc_infer_outputs_well_formed[raw]", "grpc_answers_equal_rest[raw]"}),
-    ("internal-for-bad-input", {"error": _internal_for_bad_input},
-     BAD_INPUT_CHECKS | {"grpc_contents_and_raw_invalid_argument"}),
+# gRPC mutant (tests/conformance_meta/mutants.py, GRPC_MUTANTS) -> exactly the checks that must fail on it
+MUST_FAIL = {
+    "grpc-wrong-shape-no-id": {"grpc_infer_outputs_well_formed[typed]", "grpc_infer_outputs_well_formed[raw]",
+                               "grpc_infer_echoes_id[typed]", "grpc_infer_echoes_id[raw]",
+                               "grpc_answers_equal_rest[typed]", "grpc_answers_equal_rest[raw]"},
+    "grpc-raw-dropped": {"grpc_infer_raw_in_raw_out", "grpc_infer_outputs_well_formed[raw]",
+                         "grpc_answers_equal_rest[raw]"},
+    "grpc-internal-for-bad-input": BAD_INPUT_CHECKS | {"grpc_contents_and_raw_invalid_argument"},
     # KServe's gRPC divergences (conformance.profiles, grpc-*) on our server: under strict they are failures
-    ("internal-for-text-infer", {"answer": _internal_for_text_infer}, INFER_CHECKS),
-    ("empty-metadata", {"answer": _empty_metadata}, {"grpc_model_metadata"}),
-])
-def test_grpc_mutant_is_caught(server, tmp_path, name, mutation, killed):
+    "grpc-internal-for-text-infer": INFER_CHECKS,
+    "grpc-empty-metadata": {"grpc_model_metadata"},
+    "grpc-not-live": {"grpc_server_live"},
+    "grpc-server-metadata-unnamed": {"grpc_server_metadata"},
+    # a server that says it is not ready fails its health checks and every "still serving after" check
+    "grpc-not-ready": {"grpc_server_ready", "grpc_model_ready", *STILL_SERVING_CHECKS},
+    "grpc-unknown-model-invalid-argument": {"grpc_unknown_model_infer_not_found",
+                                            "grpc_unknown_model_metadata_not_found"},
+    "grpc-size-limit-unknown": {"grpc_over_size_limit_resource_exhausted"},
+}
+
+
+def test_every_grpc_mutant_has_its_expected_kills():
+    assert set(MUST_FAIL) == set(GRPC_BY_NAME)
+
+
+@pytest.mark.parametrize("name", sorted(MUST_FAIL))
+def test_grpc_mutant_is_caught(server, tmp_path, name):
     url, address = server
-    mutant = Mutant(address, **mutation)
+    proxy = GrpcMutantProxy(address, GRPC_BY_NAME[name])
     try:
-        run = _run(tmp_path, url, mutant.address, name)
+        run = _run(tmp_path, url, proxy.address, name)
     finally:
-        mutant.close()
+        proxy.close()
     failed = run.ids_with("fail")
-    assert failed == killed, f"{name}: failed {sorted(failed)}, expected {sorted(killed)}\n{run.describe()}"
+    assert failed == MUST_FAIL[name], f"{name}: failed {sorted(failed)}, expected {sorted(MUST_FAIL[name])}\n{run.describe()}"
     assert run.returncode != 0
+
+
+def test_transparent_grpc_proxy_passes(server, tmp_path):
+    """The proxy itself breaks nothing: with no mutation every gRPC check passes through it."""
+    url, address = server
+    proxy = GrpcMutantProxy(address, None)
+    try:
+        run = _run(tmp_path, url, proxy.address, "transparent")
+    finally:
+        proxy.close()
+    assert run.ids_with("fail") == set(), run.describe()
 
 
 def test_unreachable_grpc_endpoint_stops_the_suite_in_a_line(server, tmp_path):
@@ -176,11 +129,11 @@ def test_a_kserve_like_internal_with_other_details_still_fails_under_the_kserve_
     """The kserve profile excuses KServe's INTERNAL "Internal server error" only: INTERNAL with another
     message (here for a bad input) is still a failure under --profile kserve."""
     url, address = server
-    mutant = Mutant(address, error=_internal_for_bad_input)
+    proxy = GrpcMutantProxy(address, GRPC_BY_NAME["grpc-internal-for-bad-input"])
     try:
-        run = _run(tmp_path, url, mutant.address, "internal-for-bad-input-kserve", "--profile", "kserve")
+        run = _run(tmp_path, url, proxy.address, "internal-for-bad-input-kserve", "--profile", "kserve")
     finally:
-        mutant.close()
+        proxy.close()
     assert run.ids_with("fail") == BAD_INPUT_CHECKS | {"grpc_contents_and_raw_invalid_argument"}, run.describe()
     assert run.ids_with("known-divergence") == set(), run.describe()
 

@@ -63,3 +63,19 @@ def test_every_mutant_is_killed():
     result = score()
     assert not result["broken_baselines"], report_text(result)
     assert result["score"]["killed"] == result["score"]["total"], report_text(result)
+
+
+def test_grpc_mutants_are_pure_and_each_breaks_something():
+    """Each gRPC mutant has a function; `answer` edits only the rpc it targets, `error` rewrites only its code."""
+    from conformance.grpc_client import messages
+    from tests.conformance_meta.mutants import GRPC_MUTANTS
+
+    for mutant in GRPC_MUTANTS:
+        assert mutant.breaks and (mutant.answer or mutant.error), mutant.name
+    live = messages().ServerLiveResponse(live=True)
+    for mutant in GRPC_MUTANTS:
+        if mutant.answer is not None:
+            assert mutant.answer("ServerLive", live) is None and live.live, mutant.name
+        if mutant.error is not None:
+            assert mutant.error("ModelInfer", "UNAVAILABLE", "not ready") == ("UNAVAILABLE", "not ready"), mutant.name
+    assert BY_NAME.keys().isdisjoint(catalogue.GRPC_BY_NAME)

@@ -1,5 +1,6 @@
 """The HTTP app: the state the routes share (`ServerState`) and the wiring of paths to the handlers in
-rest_routes.py, with the model loading on a thread at start-up.
+rest_routes.py, with the model loading on the model thread at start-up (the thread that later runs every
+batch: batching.model_thread).
 
 Every error is `{"error": "..."}` with a 4xx/5xx status, and the server keeps serving.
 """
@@ -10,7 +11,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import threading
 import time
 from typing import Any, Callable
 
@@ -23,7 +23,7 @@ from starlette.routing import Route
 from workbench.serving import openai_api, rest_routes
 from workbench.serving.args import ServeConfig
 from workbench.serving.backends import make_runner
-from workbench.serving.batching import BatchQueue
+from workbench.serving.batching import BatchQueue, model_thread
 from workbench.serving.errors import ModelNotFound, NotReady, PayloadTooLarge
 from workbench.serving.prometheus import ServerMetrics
 from workbench.serving.predictor import Predictor
@@ -39,6 +39,7 @@ class ServerState:
         self.config = config
         self.runner = runner or make_runner(config)
         self.metrics = ServerMetrics()
+        self.model_thread = model_thread()  # loads the model, then runs every batch
         self.queue: BatchQueue | None = None
         self.predictor: Predictor | None = None
         self.ready = False
@@ -48,7 +49,7 @@ class ServerState:
 
     # -- model lifecycle --------------------------------------------------------------------------
     def load_model(self) -> None:
-        """Runs on a thread at start-up: health answers while the model loads."""
+        """Runs on the model thread at start-up: health answers while the model loads."""
         try:
             self.runner.load()
             self.runner.warm_up()
@@ -64,7 +65,7 @@ class ServerState:
             max_batch_size=config.max_batch_size, max_batch_tokens=config.max_batch_tokens,
             max_delay_s=config.max_batch_delay_ms / 1000.0, max_queue_size=config.max_queue_size,
             max_positions=runner.max_positions, split_overhead_tokens=runner.split_overhead_tokens,
-            on_batch=self.metrics.observe_batch)
+            on_batch=self.metrics.observe_batch, executor=self.model_thread)
         self.queue.start()
         self.predictor = Predictor(config, runner, self.queue)
         self.ready = True
@@ -132,22 +133,19 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
 
 def build_app(state: ServerState, load_in_background: bool = True,
               on_load_failure: Callable[[], None] | None = None) -> Starlette:
-    """The Starlette app. The model loads on a thread when the app starts; if it cannot load,
+    """The Starlette app. The model loads on the model thread when the app starts; if it cannot load,
     `on_load_failure` runs (the server uses it to stop, so the process exits with the reason)."""
     @contextlib.asynccontextmanager
     async def lifespan(app):
         loop = asyncio.get_running_loop()
         if load_in_background:
-            def load_then_start():
-                try:
-                    state.load_model()
-                except BaseException:
-                    if on_load_failure is not None:
-                        loop.call_soon_threadsafe(on_load_failure)
-                    return
-                loop.call_soon_threadsafe(state.start_queue)
+            def started(future) -> None:  # on the event loop, once the model thread has loaded the model
+                if future.exception() is None:
+                    state.start_queue()
+                elif on_load_failure is not None:
+                    on_load_failure()
 
-            threading.Thread(target=load_then_start, name="model-loader", daemon=True).start()
+            loop.run_in_executor(state.model_thread, state.load_model).add_done_callback(started)
         else:
             state.start_queue()
         yield
@@ -155,5 +153,6 @@ def build_app(state: ServerState, load_in_background: bool = True,
             await stop()
         if state.queue is not None:
             await state.queue.stop()
+        state.model_thread.shutdown(wait=False, cancel_futures=True)
 
     return Starlette(routes=routes_for(state), exception_handlers={HTTPException: http_error}, lifespan=lifespan)

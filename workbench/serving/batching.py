@@ -3,8 +3,9 @@
 Texts from concurrent requests wait in one queue. Whenever the model is free, the worker takes
 everything waiting, plans batches (pure function `plan_batches`: sorted by length, each within
 `max_batch_size` texts and `max_batch_tokens` padded tokens, lengths padded to a multiple of 8)
-and runs them one after another on the model thread. While the model runs one batch, the next
-one is prepared (padding, tensors, pinned memory) on another thread.
+and runs them one after another on the model thread, which prepares each batch (padding, tensors,
+pinned memory) and then runs it. The model thread is the server's one thread for torch computations
+(`model_thread()`): it also loads the model and warms it up.
 
 Each text carries `request_length`, the longest tokenized length of its request: the model output is sliced back
 to it, so a request gets exactly the shape (and padding positions) it would get alone.
@@ -122,8 +123,21 @@ class BatchStats:
     real_tokens: int = 0  # the texts' own tokens
 
 
+def model_thread() -> concurrent.futures.ThreadPoolExecutor:
+    """The one thread that runs every torch computation of a server: loading, warm-up, batch preparation
+    and forward passes. With OpenMP, each thread that runs a parallel region gets a team of worker threads
+    of its own; when several threads did (a loader, a batch preparer, the model runner), forward passes
+    ran slower than with one (MiniLM NER, CoNLL sentences one per request, 2 threads, AMD EPYC Zen 4:
+    13.2 ms per forward pass in the server against 10.3 ms with every torch call on one thread;
+    docs/serving.md, "One thread for torch")."""
+    return concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="model")
+
+
 class BatchQueue:
-    """One queue in front of the model; `submit` returns each text's output in order."""
+    """One queue in front of the model; `submit` returns each text's output in order.
+
+    `executor`: the model thread (`model_thread()`), shared with whatever loaded the model; the queue
+    makes its own when none is given, and shuts down only its own."""
 
     def __init__(
         self,
@@ -138,6 +152,7 @@ class BatchQueue:
         max_positions: int | None = None,
         split_overhead_tokens: int = 0,
         on_batch: Callable[[BatchStats], None] | None = None,
+        executor: concurrent.futures.Executor | None = None,
     ):
         self._prepare = prepare
         self._forward = forward
@@ -155,9 +170,8 @@ class BatchQueue:
         self._in_flight = 0
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
-        # The model runs on one thread of its own; batch preparation on another.
-        self._model_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="model")
-        self._prep_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="prepare")
+        self._owns_executor = executor is None
+        self._model_thread = executor if executor is not None else model_thread()
 
     @property
     def depth(self) -> int:
@@ -175,8 +189,8 @@ class BatchQueue:
                 await self._worker
             except asyncio.CancelledError:
                 pass
-        self._model_thread.shutdown(wait=False, cancel_futures=True)
-        self._prep_thread.shutdown(wait=False, cancel_futures=True)
+        if self._owns_executor:
+            self._model_thread.shutdown(wait=False, cancel_futures=True)
 
     async def submit(self, payloads: Sequence[Any], request_length: int) -> list[Any]:
         if len(payloads) > self.max_queue_size:  # could never fit: not worth a retry
@@ -218,6 +232,11 @@ class BatchQueue:
         real = getattr(prepared, "real_tokens", None)
         return BatchStats(len(batch), computed, seconds, real if real is not None else computed)
 
+    def _prepare_and_run(self, batch: list[WorkItem]) -> tuple[Any, list[Any]]:
+        """On the model thread: the batch's tensors, then its forward pass."""
+        prepared = self._prepare(batch)
+        return prepared, self._forward(prepared)
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
@@ -230,15 +249,11 @@ class BatchQueue:
             batches = self._plan(items)
             self._in_flight += len(items)
             try:
-                next_prepared = loop.run_in_executor(self._prep_thread, self._prepare, batches[0])
-                for position, batch in enumerate(batches):
-                    prepared_future = next_prepared
-                    if position + 1 < len(batches):
-                        next_prepared = loop.run_in_executor(self._prep_thread, self._prepare, batches[position + 1])
+                for batch in batches:
                     started = time.perf_counter()
                     try:
-                        prepared = await prepared_future
-                        outputs = await loop.run_in_executor(self._model_thread, self._forward, prepared)
+                        prepared, outputs = await loop.run_in_executor(self._model_thread, self._prepare_and_run,
+                                                                       batch)
                     except Exception as exc:  # the model failed: fail this batch's requests, keep serving
                         for item in batch:
                             if not item.future.done():

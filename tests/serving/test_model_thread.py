@@ -1,0 +1,49 @@
+"""Every torch computation of a server runs on one thread, the model thread (batching.model_thread): loading,
+warm-up, batch preparation and forward passes. With OpenMP each thread that runs a parallel region keeps a
+team of worker threads of its own, and forward passes ran slower once a loader and a batch preparer had their
+own teams (docs/serving.md, "One thread for torch"). Checked on the real app and runner with a tiny model."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+
+def _recording(runner, name: str, seen: dict[str, set[int]]):
+    method = getattr(runner, name)
+
+    def record(*args, **kwargs):
+        seen.setdefault(name, set()).add(threading.get_ident())
+        return method(*args, **kwargs)
+
+    setattr(runner, name, record)
+
+
+def test_load_warm_up_prepare_and_forward_share_one_thread(tiny_models):
+    from workbench.serving.app import ServerState, build_app
+    from workbench.serving.args import parse_serve_args
+
+    state = ServerState(parse_serve_args(["--model_dir", tiny_models("token_classification")]))
+    seen: dict[str, set[int]] = {}
+    for name in ("load", "warm_up", "prepare", "forward"):
+        _recording(state.runner, name, seen)
+    app = build_app(state)
+
+    async def scenario() -> list:
+        async with app.router.lifespan_context(app):
+            for _ in range(600):
+                if state.ready:
+                    break
+                await asyncio.sleep(0.05)
+            assert state.ready, state.load_error
+            texts = ["EU rejects German call", "Peter Blackburn", "BRUSSELS 1996-08-22"]
+            answers = await asyncio.gather(*(state.predictor.predict([text]) for text in texts))
+            answers.append(await state.predictor.predict(texts))
+            return answers
+
+    answers = asyncio.run(scenario())
+    assert len(answers) == 4 and all(answer.inferences for answer in answers)
+    assert set(seen) == {"load", "warm_up", "prepare", "forward"}, seen
+    threads = set().union(*seen.values())
+    assert len(threads) == 1, f"torch ran on {len(threads)} threads: {seen}"
+    assert threading.get_ident() not in threads  # not the event loop's

@@ -44,11 +44,11 @@ def padded_batch(encoded: list[list[int]], pad_id: int) -> dict:
 
 
 def packed_batch(encoded: list[list[int]], pad_id: int) -> dict:
-    from workbench.serving.batching import pack_rows, padded_length
+    from workbench.serving.batching import balanced_row_tokens, pack_rows, padded_length
     from workbench.serving.runner import PACK_ROW_TOKENS, Encoded, packed_tensors
 
     segments = [len(ids) for ids in encoded]
-    places = pack_rows(segments, PACK_ROW_TOKENS)
+    places = pack_rows(segments, balanced_row_tokens(segments, PACK_ROW_TOKENS))
     length = padded_length(max(start + size for (_, start), size in zip(places, segments)), 8)
     items = [Encoded(input_ids=ids, token_type_ids=None) for ids in encoded]
     return packed_tensors(items, segments, places, length, pad_id, with_types=False)

@@ -2,7 +2,8 @@
 
 import itertools
 
-from workbench.serving.batching import padded_length, plan_batches, round_up, split_by_length
+from workbench.serving.batching import (balanced_row_tokens, pack_rows, padded_length, plan_batches, round_up,
+                                        split_by_length)
 
 
 def test_round_up_to_multiple_of_eight():
@@ -99,3 +100,24 @@ def test_metrics_report_padding_efficiency(server, http):
     real, computed = metric(text, "workbench_real_tokens_total"), metric(text, "workbench_computed_tokens_total")
     assert 0 < real < computed
     assert abs(metric(text, "workbench_padding_efficiency") - real / computed) < 1e-9
+
+
+def _rows(places):
+    return len({row for row, _ in places})
+
+
+def test_balanced_rows_fill_evenly_with_no_more_rows():
+    segments = [25] * 15  # 375 tokens: two rows either way
+    capacity = balanced_row_tokens(segments, 256)
+    assert _rows(pack_rows(segments, capacity)) == _rows(pack_rows(segments, 256)) == 2
+    assert capacity == 200  # 8 segments of 25 in the fuller row; 256 would compute 2 x 256 for 375 tokens
+    assert capacity % 8 == 0
+
+
+def test_balanced_rows_keep_the_longest_segment_whole_and_never_pass_the_maximum():
+    assert balanced_row_tokens([300, 10], 256) == 256  # a segment longer than a row: rows of the maximum
+    assert balanced_row_tokens([100], 256) == 104  # one segment: its own length, rounded up to 8
+    for segments in ([7, 9, 30, 31, 64, 3, 12], [1] * 40, [120, 120, 17], [250, 5, 5]):
+        capacity = balanced_row_tokens(segments, 256)
+        assert max(segments) <= capacity <= 256
+        assert _rows(pack_rows(segments, capacity)) == _rows(pack_rows(segments, 256)), segments

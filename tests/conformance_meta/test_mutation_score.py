@@ -65,17 +65,44 @@ def test_every_mutant_is_killed():
     assert result["score"]["killed"] == result["score"]["total"], report_text(result)
 
 
-def test_grpc_mutants_are_pure_and_each_breaks_something():
-    """Each gRPC mutant has a function; `answer` edits only the rpc it targets, `error` rewrites only its code."""
+def _grpc_answers() -> dict:
+    """One serving server's answer to each rpc, as OIP messages."""
     from conformance.grpc_client import messages
+
+    pb = messages()
+    infer = pb.ModelInferResponse(model_name="model", id="a")
+    infer.outputs.add(name="output-0", datatype="INT64", shape=[1, 3])
+    infer.raw_output_contents.append(b"\x00" * 24)
+    metadata = pb.ModelMetadataResponse(name="model", platform="workbench")
+    metadata.inputs.add(name="input-0", datatype="BYTES", shape=[-1])
+    metadata.outputs.add(name="output-0", datatype="INT64", shape=[-1, -1])
+    return {
+        "ServerLive": pb.ServerLiveResponse(live=True),
+        "ServerReady": pb.ServerReadyResponse(ready=True),
+        "ModelReady": pb.ModelReadyResponse(ready=True),
+        "ServerMetadata": pb.ServerMetadataResponse(name="workbench", version="1"),
+        "ModelMetadata": metadata,
+        "ModelInfer": infer,
+    }
+
+
+def test_grpc_mutants_are_pure_and_each_breaks_something():
+    """Each gRPC mutant has a function; `answer` breaks the rpc(s) it targets and leaves the others as they were,
+    `error` rewrites only the status code it targets."""
     from tests.conformance_meta.mutants import GRPC_MUTANTS
 
     for mutant in GRPC_MUTANTS:
         assert mutant.breaks and (mutant.answer or mutant.error), mutant.name
-    live = messages().ServerLiveResponse(live=True)
-    for mutant in GRPC_MUTANTS:
         if mutant.answer is not None:
-            assert mutant.answer("ServerLive", live) is None and live.live, mutant.name
+            broken = []
+            for rpc, response in _grpc_answers().items():
+                before = response.SerializeToString()
+                status = mutant.answer(rpc, response)
+                if status is not None or response.SerializeToString() != before:
+                    broken.append(rpc)
+            assert 1 <= len(broken) <= 2, (mutant.name, broken)
         if mutant.error is not None:
-            assert mutant.error("ModelInfer", "UNAVAILABLE", "not ready") == ("UNAVAILABLE", "not ready"), mutant.name
+            codes = ("INVALID_ARGUMENT", "NOT_FOUND", "UNAVAILABLE", "RESOURCE_EXHAUSTED", "INTERNAL")
+            rewritten = [code for code in codes if mutant.error("ModelInfer", code, "why") != (code, "why")]
+            assert len(rewritten) == 1, (mutant.name, rewritten)
     assert BY_NAME.keys().isdisjoint(catalogue.GRPC_BY_NAME)

@@ -47,12 +47,15 @@ SERVERS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "kserve-runtime": ("KServe huggingfaceserver (real runtime, its defaults)", None),
     "ours": ("ours, torch, default flags (--dtype auto)", ()),
     "ours-bf16": ("ours, torch, --dtype bfloat16", ("--dtype", "bfloat16")),
+    "ours-2workers": ("ours, torch, --model_workers 2 (one thread each)", ("--model_workers", "2")),
     "ours-2threads": ("ours, torch, --num_threads 2", ("--num_threads", "2")),
     "ours-1thread": ("ours, torch, --num_threads 1 (for a node shared with busy neighbours)", ("--num_threads", "1")),
     "ours-padded": ("ours, torch, --disable_packing", ("--disable_packing",)),
     "ours-unbatched": ("ours, torch, --max_batch_size 1", ("--max_batch_size", "1")),
     "ort": ("ours, --backend onnxruntime", ("--backend", "onnxruntime")),
     "ort-int8": ("ours, --backend onnxruntime --quantize int8", ("--backend", "onnxruntime", "--quantize", "int8")),
+    "ort-int8-1worker": ("ours, --backend onnxruntime --quantize int8 --model_workers 1",
+                         ("--backend", "onnxruntime", "--quantize", "int8", "--model_workers", "1")),
 }
 DEFAULT_SERVERS = "kserve-runtime,ours,ours-bf16,ours-padded,ort,ort-int8"
 REPEATED_TEXT = "Peter Blackburn of the European Commission said on Thursday it disagreed with German advice"

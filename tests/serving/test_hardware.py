@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.serving.hardware import (bf16_support, cgroup_quota, choose_dtype, choose_threads, cpu_flags,
+from workbench.serving.hardware import (bf16_support, cgroup_quota, choose_dtype, choose_parallelism, choose_threads,
+                                       cpu_flags,
                                         usable_cpus)
 
 BASE = "fpu sse sse2 avx avx2 fma f16c"
@@ -131,6 +132,42 @@ def test_a_bad_omp_num_threads_is_ignored_with_a_warning():
         picked = choose_threads(None, {"OMP_NUM_THREADS": bad}, 8)
         assert picked.threads == 8 and bad in picked.warning
     assert choose_threads(None, {"OMP_NUM_THREADS": ""}, 8).warning is None
+
+
+def test_torch_gets_one_worker_with_every_usable_cpu():
+    picked = choose_parallelism(None, None, {}, 8)
+    assert (picked.workers, picked.threads) == (1, 8)
+    assert (choose_parallelism(None, None, {}, 1).workers, choose_parallelism(None, None, {}, 1).threads) == (1, 1)
+
+
+def test_a_gil_free_backend_gets_one_single_thread_worker_per_cpu_up_to_four():
+    assert [(p.workers, p.threads) for p in (choose_parallelism(None, None, {}, n, gil_free=True)
+                                              for n in (1, 2, 3, 4, 8, 64))] == \
+        [(1, 1), (2, 1), (3, 1), (4, 1), (4, 2), (4, 16)]
+
+
+def test_asked_threads_mean_one_worker_with_them():
+    assert (choose_parallelism(None, 3, {}, 8, gil_free=True).workers, choose_parallelism(None, 3, {}, 8).threads) == (1, 3)
+    omp = choose_parallelism(None, None, {"OMP_NUM_THREADS": "2"}, 8, gil_free=True)
+    assert (omp.workers, omp.threads) == (1, 2) and "OMP_NUM_THREADS=2" in omp.reason
+
+
+def test_the_workers_flag_shares_the_cpus_unless_threads_are_asked_for():
+    assert (choose_parallelism(2, None, {}, 8).workers, choose_parallelism(2, None, {}, 8).threads) == (2, 4)
+    assert choose_parallelism(3, None, {}, 2).threads == 1  # never below one thread
+    assert choose_parallelism(2, 3, {}, 8).threads == 3
+    assert choose_parallelism(2, None, {"OMP_NUM_THREADS": "1"}, 8).threads == 1
+
+
+def test_cuda_gets_one_worker_whatever_the_backend():
+    picked = choose_parallelism(None, None, {}, 16, cuda=True, gil_free=True)
+    assert (picked.workers, picked.threads) == (1, 16)
+    assert choose_parallelism(2, None, {}, 16, cuda=True).workers == 2  # the flag still wins
+
+
+def test_a_bad_omp_num_threads_does_not_count_as_asked():
+    picked = choose_parallelism(None, None, {"OMP_NUM_THREADS": "zero"}, 4, gil_free=True)
+    assert (picked.workers, picked.threads) == (4, 1) and "zero" in picked.warning
 
 
 def test_detect_reads_cgroup_v2_then_v1_files(tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from workbench.serving.batching import BatchQueue
+from workbench.serving.batching import BatchQueue, share_of
 from workbench.serving.errors import BadRequest, Overloaded
 
 
@@ -121,3 +121,87 @@ def test_cancelled_requests_are_dropped_before_the_model_runs_them():
 
     batches = asyncio.run(scenario())
     assert ["cancelled"] not in batches and batches[0] == ["first"] and batches[-1] == ["last"]
+
+
+class BlockingModel:
+    """forward waits until released; records which thread ran each batch and how many ran at once."""
+
+    def __init__(self):
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        self.running = 0
+        self.most_at_once = 0
+        self.threads: list[int] = []
+
+    def prepare(self, items):
+        return items
+
+    def forward(self, items):
+        with self.lock:
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+            self.threads.append(threading.get_ident())
+        self.release.wait(timeout=10)
+        with self.lock:
+            self.running -= 1
+        return [item.payload for item in items]
+
+
+def test_share_of_splits_the_waiting_texts_evenly_among_free_workers():
+    assert [share_of(10, 2), share_of(9, 2), share_of(1, 2), share_of(5, 1), share_of(0, 3)] == [5, 5, 1, 5, 0]
+
+
+def test_two_workers_run_two_batches_side_by_side_on_two_threads():
+    async def scenario():
+        model = BlockingModel()
+        queue = make_queue(model, workers=2)
+        queue.start()
+        first = asyncio.ensure_future(queue.submit(["a", "b"], request_length=3))
+        for _ in range(200):  # the first worker takes both texts and blocks in forward
+            if model.running == 1:
+                break
+            await asyncio.sleep(0.01)
+        second = asyncio.ensure_future(queue.submit(["c"], request_length=3))
+        for _ in range(200):  # the second worker takes "c" while the first is still busy
+            if model.running == 2:
+                break
+            await asyncio.sleep(0.01)
+        model.release.set()
+        answers = await asyncio.gather(first, second)
+        await queue.stop()
+        return model, answers
+
+    model, answers = asyncio.run(scenario())
+    assert answers == [["a", "b"], ["c"]]
+    assert model.most_at_once == 2, "the second worker never ran while the first was busy"
+    assert len(set(model.threads)) == 2
+
+
+def test_one_request_at_a_time_stays_on_the_worker_freed_last():
+    async def scenario():
+        model = BlockingModel()
+        model.release.set()
+        queue = make_queue(model, workers=3)
+        queue.start()
+        for text in "abcdef":
+            assert await queue.submit([text], request_length=3) == [text]
+        await queue.stop()
+        return model
+
+    model = asyncio.run(scenario())
+    assert len(set(model.threads)) == 1, "sequential requests hopped between workers (cold caches)"
+
+
+def test_a_failing_batch_on_one_worker_leaves_the_others_serving():
+    async def scenario():
+        queue = make_queue(RecordingModel(fail_on="boom"), workers=2, max_batch_size=1)
+        queue.start()
+        results = await asyncio.gather(queue.submit(["boom"], request_length=3), queue.submit(["ok1"], request_length=3),
+                                        queue.submit(["ok2"], request_length=3), return_exceptions=True)
+        after = await queue.submit(["after"], request_length=3)
+        await queue.stop()
+        return results, after
+
+    results, after = asyncio.run(scenario())
+    assert isinstance(results[0], RuntimeError)
+    assert [r[0][0] for r in results[1:]] == ["ok1", "ok2"] and after[0][0] == "after"

@@ -135,7 +135,8 @@ def test_the_start_up_log_says_which_dtype_and_how_many_threads(tiny_models, tmp
             process.terminate()
             process.wait(timeout=30)
     text = log_path.read_text()
-    assert "threads: 1 intra-op (--num_threads 1;" in text  # the flag wins over OMP_NUM_THREADS
+    # the flag wins over OMP_NUM_THREADS; torch with threads asked for: one worker
+    assert "model workers: 1 x 1 intra-op thread(s) (--num_threads 1, one worker;" in text
     assert re.search(r"usable CPU\(s\): affinity \d+, cgroup quota", text)
     assert re.search(r"dtype (float32|bfloat16): --dtype auto on CPU", text) or \
         "dtype float16: --dtype auto on CUDA" in text

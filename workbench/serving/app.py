@@ -1,6 +1,6 @@
 """The HTTP app: the state the routes share (`ServerState`) and the wiring of paths to the handlers in
-rest_routes.py, with the model loading on the model thread at start-up (the thread that later runs every
-batch: batching.model_thread).
+rest_routes.py, with the model loading at start-up on the first model worker's thread (the model workers'
+threads later run every batch: batching.model_thread).
 
 Every error is `{"error": "..."}` with a 4xx/5xx status, and the server keeps serving.
 """
@@ -39,7 +39,9 @@ class ServerState:
         self.config = config
         self.runner = runner or make_runner(config)
         self.metrics = ServerMetrics()
-        self.model_thread = model_thread()  # loads the model, then runs every batch
+        # One thread per model worker (batching.BatchQueue): the first loads the model; each warms it up,
+        # then runs batches.
+        self.model_threads = [model_thread() for _ in range(config.model_workers or 1)]
         self.queue: BatchQueue | None = None
         self.predictor: Predictor | None = None
         self.ready = False
@@ -49,7 +51,7 @@ class ServerState:
 
     # -- model lifecycle --------------------------------------------------------------------------
     def load_model(self) -> None:
-        """Runs on the model thread at start-up: health answers while the model loads."""
+        """Runs on the first model worker's thread at start-up: health answers while the model loads."""
         try:
             self.runner.load()
             self.runner.warm_up()
@@ -65,7 +67,7 @@ class ServerState:
             max_batch_size=config.max_batch_size, max_batch_tokens=config.max_batch_tokens,
             max_delay_s=config.max_batch_delay_ms / 1000.0, max_queue_size=config.max_queue_size,
             max_positions=runner.max_positions, split_overhead_tokens=runner.split_overhead_tokens,
-            on_batch=self.metrics.observe_batch, executor=self.model_thread)
+            on_batch=self.metrics.observe_batch, executors=self.model_threads)
         self.queue.start()
         self.predictor = Predictor(config, runner, self.queue)
         self.ready = True
@@ -137,22 +139,38 @@ def build_app(state: ServerState, load_in_background: bool = True,
     `on_load_failure` runs (the server uses it to stop, so the process exits with the reason)."""
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        loop = asyncio.get_running_loop()
+        loader = None
         if load_in_background:
-            def started(future) -> None:  # on the event loop, once the model thread has loaded the model
-                if future.exception() is None:
-                    state.start_queue()
-                elif on_load_failure is not None:
-                    on_load_failure()
-
-            loop.run_in_executor(state.model_thread, state.load_model).add_done_callback(started)
+            loader = asyncio.get_running_loop().create_task(load_and_start(state, on_load_failure))
         else:
             state.start_queue()
         yield
+        if loader is not None and not loader.done():
+            loader.cancel()
         for stop in state.on_shutdown:
             await stop()
         if state.queue is not None:
             await state.queue.stop()
-        state.model_thread.shutdown(wait=False, cancel_futures=True)
+        for thread in state.model_threads:
+            thread.shutdown(wait=False, cancel_futures=True)
 
     return Starlette(routes=routes_for(state), exception_handlers={HTTPException: http_error}, lifespan=lifespan)
+
+
+async def load_and_start(state: ServerState, on_load_failure: Callable[[], None] | None) -> None:
+    """Load the model on the first model worker's thread, warm it up on every other worker's, then open the
+    queue; if it cannot load, `on_load_failure` runs."""
+    loop = asyncio.get_running_loop()
+    first, *others = state.model_threads
+    try:
+        await loop.run_in_executor(first, state.load_model)
+        await asyncio.gather(*(loop.run_in_executor(thread, state.runner.warm_up) for thread in others))
+    except BaseException as exc:  # load_model has logged it and kept the reason
+        if state.load_error is None:
+            state.load_error = str(exc) or type(exc).__name__
+        if on_load_failure is not None:
+            on_load_failure()
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+        return
+    state.start_queue()

@@ -29,6 +29,7 @@ class ServeConfig:
     dtype: str = "auto"
     device: str = "auto"
     num_threads: int | None = None
+    model_workers: int | None = None  # None: the rule in hardware.choose_parallelism
     backend: str = "torch"
     quantize: str = "none"
     onnx_cache_dir: str | None = None
@@ -96,9 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                        help="auto: CUDA when available, else CPU")
     model.add_argument("--num_threads", type=int, default=None,
-                       help="torch intra-op threads (default: $OMP_NUM_THREADS when set, else the usable CPUs "
-                            "- affinity mask capped by the cgroup quota, rounded down; on a node shared with busy neighbours, "
-                            "fewer keeps latency)")
+                       help="torch intra-op threads of each model worker (default: $OMP_NUM_THREADS when set, "
+                            "else the usable CPUs - affinity mask capped by the cgroup quota, rounded down - "
+                            "shared evenly by the workers)")
+    model.add_argument("--model_workers", type=int, default=None,
+                       help="model workers running batches side by side, each on its own thread (default: one "
+                            "per usable CPU, at most 4; one on CUDA, or when --num_threads/OMP_NUM_THREADS is set)")
     model.add_argument("--backend", choices=BACKEND_CHOICES, default="torch",
                        help="torch (default), or onnxruntime: the model exported once to ONNX and run by ONNX "
                             "Runtime (needs the onnx extra)")
@@ -151,6 +155,8 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
             raise SystemExit(f"workbench serve: --{name} must be at least 1 (got {value})")
     if args.num_threads is not None and args.num_threads < 1:
         raise SystemExit(f"workbench serve: --num_threads must be at least 1 (got {args.num_threads})")
+    if args.model_workers is not None and args.model_workers < 1:
+        raise SystemExit(f"workbench serve: --model_workers must be at least 1 (got {args.model_workers})")
     if args.max_length is not None and args.max_length < 2:
         raise SystemExit(f"workbench serve: --max_length must be at least 2 (got {args.max_length})")
     if not 0 <= args.grpc_port <= 65535:

@@ -1,11 +1,15 @@
-"""Continuous batching by token budget.
+"""Continuous batching by token budget, on one or several model workers.
 
-Texts from concurrent requests wait in one queue. Whenever the model is free, the worker takes
-everything waiting, plans batches (pure function `plan_batches`: sorted by length, each within
-`max_batch_size` texts and `max_batch_tokens` padded tokens, lengths padded to a multiple of 8)
-and runs them one after another on the model thread, which prepares each batch (padding, tensors,
-pinned memory) and then runs it. The model thread is the server's one thread for torch computations
-(`model_thread()`): it also loads the model and warms it up.
+Texts from concurrent requests wait in one queue. Whenever a model worker is free, it takes its share of
+everything waiting (all of it when it is the only free worker, an even split among the free ones
+otherwise), plans batches (pure function `plan_batches`: sorted by length, each within `max_batch_size`
+texts and `max_batch_tokens` padded tokens, lengths padded to a multiple of 8) and runs them one after
+another on its own thread, which prepares each batch (padding, tensors, pinned memory) and then runs it.
+
+Each worker is one thread (`model_thread()`) with its own intra-op threads; every torch computation of the
+server runs on these threads (worker 0 also loads the model). Several single-threaded workers running
+different batches side by side use a small CPU better than one worker whose parallel regions wait for a
+thread the event loop pre-empted (docs/serving.md, "Model workers").
 
 Each text carries `request_length`, the longest tokenized length of its request: the model output is sliced back
 to it, so a request gets exactly the shape (and padding positions) it would get alone.
@@ -139,20 +143,25 @@ class BatchStats:
 
 
 def model_thread() -> concurrent.futures.ThreadPoolExecutor:
-    """The one thread that runs every torch computation of a server: loading, warm-up, batch preparation
-    and forward passes. With OpenMP, each thread that runs a parallel region gets a team of worker threads
-    of its own; when several threads did (a loader, a batch preparer, the model runner), forward passes
-    ran slower than with one (MiniLM NER, CoNLL sentences one per request, 2 threads, AMD EPYC Zen 4:
-    13.2 ms per forward pass in the server against 10.3 ms with every torch call on one thread;
-    docs/serving.md, "One thread for torch")."""
+    """One model worker's thread: it runs that worker's torch computations (worker 0's also loads the model
+    and warms it up). With OpenMP, each thread that runs a parallel region gets a team of worker threads of
+    its own; when a loader, a batch preparer and the model runner each had one, forward passes ran slower
+    than with one (MiniLM NER, CoNLL sentences one per request, 2 threads, AMD EPYC Zen 4: 13.2 ms per
+    forward pass in the server against 10.3 ms with every torch call on one thread; docs/serving.md)."""
     return concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="model")
+
+
+def share_of(pending: int, idle_workers: int) -> int:
+    """How many of `pending` texts a worker takes when `idle_workers` workers (itself included) are free:
+    an even share, rounded up, so that free workers run side by side instead of one taking everything."""
+    return -(-pending // max(1, idle_workers))
 
 
 class BatchQueue:
     """One queue in front of the model; `submit` returns each text's output in order.
 
-    `executor`: the model thread (`model_thread()`), shared with whatever loaded the model; the queue
-    makes its own when none is given, and shuts down only its own."""
+    `executors`: one single-thread executor per model worker (`model_thread()`), shared with whatever loaded
+    the model; the queue makes `workers` of its own when none are given, and shuts down only its own."""
 
     def __init__(
         self,
@@ -167,7 +176,8 @@ class BatchQueue:
         max_positions: int | None = None,
         split_overhead_tokens: int = 0,
         on_batch: Callable[[BatchStats], None] | None = None,
-        executor: concurrent.futures.Executor | None = None,
+        executors: Sequence[concurrent.futures.Executor] | None = None,
+        workers: int = 1,
     ):
         self._prepare = prepare
         self._forward = forward
@@ -184,9 +194,18 @@ class BatchQueue:
         self._pending: list[WorkItem] = []
         self._in_flight = 0
         self._wakeup: asyncio.Event | None = None
-        self._worker: asyncio.Task | None = None
-        self._owns_executor = executor is None
-        self._model_thread = executor if executor is not None else model_thread()
+        self._idle: list[int] = []  # the free model workers, the one freed last on top (its caches are warm)
+        self._worker_freed: asyncio.Event | None = None
+        self._dispatcher: asyncio.Task | None = None
+        self._running: set[asyncio.Task] = set()
+        self._owns_executors = executors is None
+        self._executors = list(executors) if executors is not None else [model_thread() for _ in range(workers)]
+        if not self._executors:
+            raise ValueError("a BatchQueue needs at least one model worker")
+
+    @property
+    def workers(self) -> int:
+        return len(self._executors)
 
     @property
     def depth(self) -> int:
@@ -195,17 +214,22 @@ class BatchQueue:
 
     def start(self) -> None:
         self._wakeup = asyncio.Event()
-        self._worker = asyncio.get_running_loop().create_task(self._run(), name="batch-worker")
+        self._worker_freed = asyncio.Event()
+        self._idle = list(range(len(self._executors)))[::-1]  # worker 0 first
+        self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch(), name="batch-dispatcher")
 
     async def stop(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
+        tasks = [task for task in (self._dispatcher, *self._running) if task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             try:
-                await self._worker
+                await task
             except asyncio.CancelledError:
                 pass
-        if self._owns_executor:
-            self._model_thread.shutdown(wait=False, cancel_futures=True)
+        if self._owns_executors:
+            for executor in self._executors:
+                executor.shutdown(wait=False, cancel_futures=True)
 
     async def submit(self, payloads: Sequence[Any], request_length: int) -> list[Any]:
         if len(payloads) > self.max_queue_size:  # could never fit: not worth a retry
@@ -222,11 +246,13 @@ class BatchQueue:
         self._wakeup.set()
         return list(await asyncio.gather(*(item.future for item in items)))
 
-    def _take_pending(self) -> list[WorkItem]:
-        items = [item for item in self._pending if not item.future.done()]  # drop cancelled requests
-        self._pending = []
-        self._wakeup.clear()
-        return items
+    def _take_pending(self, count: int) -> list[WorkItem]:
+        """The first `count` live texts waiting (cancelled requests are dropped)."""
+        live = [item for item in self._pending if not item.future.done()]
+        taken, self._pending = live[:count], live[count:]
+        if not self._pending:
+            self._wakeup.clear()
+        return taken
 
     def _plan(self, items: list[WorkItem]) -> list[list[WorkItem]]:
         spans = [item.request_length for item in items]
@@ -248,37 +274,58 @@ class BatchQueue:
         return BatchStats(len(batch), computed, seconds, real if real is not None else computed)
 
     def _prepare_and_run(self, batch: list[WorkItem]) -> tuple[Any, list[Any]]:
-        """On the model thread: the batch's tensors, then its forward pass."""
+        """On a model worker's thread: the batch's tensors, then its forward pass."""
         prepared = self._prepare(batch)
         return prepared, self._forward(prepared)
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+    async def _dispatch(self) -> None:
+        """Hand the waiting texts to free workers, as they become free."""
         while True:
             await self._wakeup.wait()
             if self.max_delay_s > 0 and len(self._pending) < self.max_batch_size:
                 await asyncio.sleep(self.max_delay_s)
-            items = self._take_pending()
+            worker = await self._free_worker()
+            items = self._take_pending(share_of(len(self._pending), len(self._idle) + 1))
             if not items:
+                self._release(worker)
                 continue
-            batches = self._plan(items)
             self._in_flight += len(items)
-            try:
-                for batch in batches:
-                    started = time.perf_counter()
-                    try:
-                        prepared, outputs = await loop.run_in_executor(self._model_thread, self._prepare_and_run,
-                                                                       batch)
-                    except Exception as exc:  # the model failed: fail this batch's requests, keep serving
-                        for item in batch:
-                            if not item.future.done():
-                                item.future.set_exception(exc)
-                    else:
-                        for item, output in zip(batch, outputs):
-                            if not item.future.done():
-                                item.future.set_result(output)
-                        if self._on_batch is not None:
-                            self._on_batch(self._stats(batch, prepared, time.perf_counter() - started))
+            task = asyncio.get_running_loop().create_task(self._run_on(worker, items), name=f"model-worker-{worker}")
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run_on(self, worker: int, items: list[WorkItem]) -> None:
+        """Run `items` as planned batches on one worker, then free it. A failed batch fails its requests
+        only; the queue keeps serving."""
+        loop = asyncio.get_running_loop()
+        try:
+            for batch in self._plan(items):
+                started = time.perf_counter()
+                try:
+                    prepared, outputs = await loop.run_in_executor(self._executors[worker], self._prepare_and_run,
+                                                                   batch)
+                except Exception as exc:  # the model failed: fail this batch's requests, keep serving
+                    for item in batch:
+                        if not item.future.done():
+                            item.future.set_exception(exc)
+                else:
+                    for item, output in zip(batch, outputs):
+                        if not item.future.done():
+                            item.future.set_result(output)
+                    if self._on_batch is not None:
+                        self._on_batch(self._stats(batch, prepared, time.perf_counter() - started))
+                finally:
                     self._in_flight -= len(batch)
-            except asyncio.CancelledError:
-                raise
+        finally:
+            self._release(worker)
+
+    async def _free_worker(self) -> int:
+        """The free worker freed last, waiting for one when all are busy."""
+        while not self._idle:
+            self._worker_freed.clear()
+            await self._worker_freed.wait()
+        return self._idle.pop()
+
+    def _release(self, worker: int) -> None:
+        self._idle.append(worker)
+        self._worker_freed.set()

@@ -17,21 +17,26 @@ from workbench.serving.args import parse_serve_args
 log = logging.getLogger("workbench.serve")
 
 
-def set_threads(flag: int | None) -> int:
-    """torch intra-op threads from --num_threads, OMP_NUM_THREADS or the usable CPUs (see hardware.py)."""
+def set_parallelism(config):
+    """Model workers, and torch intra-op threads per worker, from --model_workers, --num_threads,
+    OMP_NUM_THREADS, the backend and the usable CPUs (rules in hardware.choose_parallelism). Returns the
+    config with both filled in."""
     import torch
 
-    from workbench.serving.hardware import choose_threads, detect_usable_cpus
+    from workbench.serving.hardware import choose_parallelism, detect_usable_cpus
 
     usable, how = detect_usable_cpus()
-    choice = choose_threads(flag, os.environ, usable)
+    cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
+    choice = choose_parallelism(config.model_workers, config.num_threads, os.environ, usable, cuda=cuda,
+                                gil_free=config.backend == "onnxruntime")
     if choice.warning:
         log.warning("%s", choice.warning)
     torch.set_num_threads(choice.threads)
     # A tokenizer pool, when TOKENIZERS_PARALLELISM turns it on, is sized to the same CPUs.
     os.environ.setdefault("RAYON_NUM_THREADS", str(usable))
-    log.info("threads: %d intra-op (%s; %d usable CPU(s): %s)", choice.threads, choice.reason, usable, how)
-    return choice.threads
+    log.info("model workers: %d x %d intra-op thread(s) (%s; %d usable CPU(s): %s)", choice.workers,
+             choice.threads, choice.reason, usable, how)
+    return config.replace(model_workers=choice.workers, num_threads=choice.threads)
 
 
 def _with_grpc(uvicorn, state):
@@ -69,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"workbench serve: {problem}", file=sys.stderr)
             return 2
 
-    set_threads(config.num_threads)
+    config = set_parallelism(config)
 
     import uvicorn
 

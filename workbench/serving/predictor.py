@@ -25,14 +25,6 @@ class Prediction:
     encoded: list[Encoded]
     request_length: int  # the request's longest tokenized length (S)
 
-    def offset_mapping(self) -> list[list[list[int]]]:
-        """[B, S, 2] character spans, (0, 0) at special and padding positions, like the tokenizer's."""
-        rows = []
-        for enc in self.encoded:
-            spans = [list(o) for o in (enc.offsets or [])]
-            rows.append(spans + [[0, 0]] * (self.request_length - len(spans)))
-        return rows
-
 
 class Predictor:
     def __init__(self, config: ServeConfig, runner: EncoderRunner, queue: BatchQueue):

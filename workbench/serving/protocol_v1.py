@@ -1,10 +1,15 @@
-"""KServe V1 protocol: `{"instances": [...]}` in, `{"predictions": [...]}` out. Pure functions."""
+"""KServe V1 protocol, a codec over the data plane: `{"instances": [...]}` in as an `InferRequest`, the
+data plane's `Answer` out as `{"predictions": [...]}`. Pure functions."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from workbench.serving.dataplane import InferRequest, OutputTensor
 from workbench.serving.errors import BadRequest
+
+if TYPE_CHECKING:
+    from workbench.serving.inference import Answer
 
 
 def parse_texts(body: Any) -> list[str]:
@@ -31,28 +36,36 @@ def parse_texts(body: Any) -> list[str]:
     return instances
 
 
-def build_response(inferences: list, offset_mapping: list | None = None) -> dict:
-    """The V1 answer. Integer dict keys become strings when it is serialised (see wire_json.dump_json),
-    as JSON serialisation of KServe's answer makes them.
+def parse_request(body: Any) -> InferRequest:
+    """A V1 body as the data plane's request: its texts, and its `parameters` when they are an object
+    (entities are asked for there; anything else is ignored, as KServe's runtime ignores V1 parameters).
+    V1 has no request id; the answer carries none."""
+    texts = parse_texts(body)
+    parameters = body.get("parameters")
+    return InferRequest(texts=texts, id="", parameters=parameters if isinstance(parameters, dict) else {})
 
-    With offsets (token classification, `--return_offsets_mapping`) KServe's runtime adds an OIP-style
-    tensor beside the predictions: `"outputs": [{"name": "offset_mapping", "datatype": "INT64",
-    "shape": [B, S, 2], "data": [flat]}]` (huggingfaceserver encoder_model.postprocess)."""
-    response: dict[str, Any] = {"predictions": inferences}
-    if offset_mapping is not None:
-        response["outputs"] = [offsets_output(offset_mapping)]
+
+def encode_response(answer: "Answer") -> dict:
+    """The data plane's answer as a V1 body. Integer dict keys become strings when it is serialised (see
+    wire_json.dump_json), as JSON serialisation of KServe's answer makes them.
+
+    - predictions: one inference per text (KServe's shapes);
+    - with offsets (token classification, `--return_offsets_mapping`) KServe's runtime adds an OIP-style
+      tensor beside the predictions: `"outputs": [{"name": "offset_mapping", "datatype": "INT64",
+      "shape": [B, S, 2], "data": [flat]}]` (huggingfaceserver encoder_model.postprocess);
+    - entities (`parameters.aggregation_strategy`): one entity list per text, and per text whether it was
+      cut off at the model's maximum length (never silently)."""
+    if answer.entities is not None:
+        return {"predictions": answer.entities.entities,
+                "parameters": {"aggregation_strategy": answer.strategy, "truncated": list(answer.entities.truncated)}}
+    from workbench.serving.inference import offsets_tensor
+
+    response: dict[str, Any] = {"predictions": answer.prediction.inferences}
+    if answer.offsets:
+        response["outputs"] = [v1_tensor(offsets_tensor(answer.prediction))]
     return response
 
 
-def offsets_output(offset_mapping: list) -> dict:
-    """[B, S, 2] character spans as one flat INT64 tensor."""
-    width = len(offset_mapping[0]) if offset_mapping else 0
-    return {"name": "offset_mapping", "datatype": "INT64", "shape": [len(offset_mapping), width, 2],
-            "data": [value for row in offset_mapping for pair in row for value in pair]}
-
-
-def build_entity_response(entities: list[list[dict]], strategy: str, truncated: list[bool]) -> dict:
-    """The V1 answer to a request with `parameters.aggregation_strategy`: one entity list per text, and
-    per text whether it was cut off at the model's maximum length (never silently)."""
-    return {"predictions": entities,
-            "parameters": {"aggregation_strategy": strategy, "truncated": list(truncated)}}
+def v1_tensor(tensor: OutputTensor) -> dict:
+    """A tensor beside V1 predictions, as KServe's runtime writes it (no `parameters`)."""
+    return {"name": tensor.name, "datatype": tensor.datatype, "shape": tensor.shape, "data": tensor.data}

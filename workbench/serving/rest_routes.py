@@ -22,7 +22,7 @@ from starlette.responses import Response
 from workbench.serving import entities, inference, openai_api, protocol_v1, protocol_v2
 from workbench.serving.errors import ModelNotFound, RequestError
 from workbench.serving.wire_json import dump_json, parse_json
-from workbench.tasks import TEXT_EMBEDDING, TOKEN_CLASSIFICATION
+from workbench.tasks import TEXT_EMBEDDING
 
 if TYPE_CHECKING:
     from workbench.serving.app import ServerState
@@ -83,18 +83,12 @@ async def v1_model_ready(state: "ServerState", request: Request) -> Response:
 
 
 async def v1_predict(state: "ServerState", request: Request) -> Response:
-    predictor = state.check_model(request.path_params["name"])
-    body = parse_json(await state.read_body(request))
-    texts = protocol_v1.parse_texts(body)
-    if entities.wants_entities(body.get("parameters")):
-        params = entities.parse_parameters(body["parameters"], strict=False)
-        found = await predictor.entities(texts, params)
-        payload = protocol_v1.build_entity_response(found.entities, params.aggregation_strategy, found.truncated)
-        return await render(payload, inline=False)
-    prediction = await predictor.predict(texts)
-    offsets = prediction.offset_mapping() if state.config.return_offsets_mapping and \
-        predictor.task == TOKEN_CLASSIFICATION else None
-    return await render(protocol_v1.build_response(prediction.inferences, offsets), predictor.is_small(texts))
+    """V1 in, the data plane's answer out as V1."""
+    name = request.path_params["name"]
+    state.check_model(name)
+    parsed = protocol_v1.parse_request(parse_json(await state.read_body(request)))
+    result = await inference.answer(state, name, parsed)
+    return await render(protocol_v1.encode_response(result), inline=result.small)
 
 
 # -- V2 ------------------------------------------------------------------------------------------------

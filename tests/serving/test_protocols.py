@@ -27,6 +27,41 @@ def test_v1_bad_bodies_say_what_is_wrong(body, words):
         protocol_v1.parse_texts(body)
 
 
+def test_v1_request_keeps_object_parameters_and_ignores_others():
+    asked = protocol_v1.parse_request({"instances": ["a"], "parameters": {"aggregation_strategy": "simple"}})
+    assert asked.texts == ["a"] and asked.parameters == {"aggregation_strategy": "simple"}
+    assert protocol_v1.parse_request({"instances": ["a"], "parameters": ["x"]}).parameters == {}
+    assert protocol_v1.parse_request({"instances": "a"}).parameters == {}
+
+
+def _prediction(inferences, offsets, request_length):
+    from workbench.serving.predictor import Prediction
+    from workbench.serving.runner import Encoded
+
+    return Prediction(inferences, [Encoded([101, 7, 102], None, spans) for spans in offsets], request_length)
+
+
+def test_v1_answer_is_the_predictions_and_offsets_beside_them_as_kserve_writes_them():
+    from workbench.serving.inference import Answer
+
+    prediction = _prediction([[[0, 3, 0, 0]], [[0, 5, 0, 0]]], [[(0, 0), (0, 2), (0, 0)], [(0, 0), (0, 5), (0, 0)]], 4)
+    plain = protocol_v1.encode_response(Answer(prediction=prediction))
+    assert plain == {"predictions": [[[0, 3, 0, 0]], [[0, 5, 0, 0]]]}
+    with_offsets = protocol_v1.encode_response(Answer(prediction=prediction, offsets=True))
+    assert with_offsets["outputs"] == [{"name": "offset_mapping", "datatype": "INT64", "shape": [2, 4, 2],
+                                        "data": [0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0]}]
+
+
+def test_v1_entity_answer_says_the_strategy_and_which_texts_were_cut():
+    from workbench.serving.entities import EntityResult
+    from workbench.serving.inference import Answer
+
+    found = EntityResult(entities=[[{"entity_group": "PER", "word": "lisa"}], []], truncated=[False, True])
+    assert protocol_v1.encode_response(Answer(entities=found, strategy="simple")) == {
+        "predictions": [[{"entity_group": "PER", "word": "lisa"}], []],
+        "parameters": {"aggregation_strategy": "simple", "truncated": [False, True]}}
+
+
 def tensor(data, shape=None, datatype="BYTES", **extra):
     return {"inputs": [{"name": "text", "shape": [len(data)] if shape is None else shape,
                         "datatype": datatype, "data": data, **extra}]}

@@ -97,11 +97,14 @@ def test_workbench_custom_container_predictor():
     assert m.predictor_runtime(doc) == "workbench"
 
 
-def test_workbench_flags_match_the_serve_parser():
-    args_module = pytest.importorskip("workbench.serving.args", reason="the predictor's parser is not there yet")
-    parser_flags = {s for action in args_module.build_parser()._actions for s in action.option_strings
-                    if s.startswith("--") and s != "--help"}
-    assert m.WORKBENCH_SERVE_FLAGS == parser_flags
+def test_workbench_flags_are_the_serve_parsers():
+    from workbench.serving.args import build_parser
+
+    assert "--model_workers" in m.WORKBENCH_SERVE_FLAGS and "--num_threads" in m.WORKBENCH_SERVE_FLAGS
+    assert m.unknown_flags(["--model_workers", "2"], m.WORKBENCH_SERVE_FLAGS) == []
+    assert m.unknown_flags(["--no_such_flag", "1"], m.WORKBENCH_SERVE_FLAGS) == ["--no_such_flag"]
+    assert m.WORKBENCH_SERVE_FLAGS == {option for action in build_parser()._actions for option in action.option_strings
+                                       if option.startswith("--") and option != "--help"}
 
 
 def test_kserve_model_server_flags_match_the_installed_kserve():

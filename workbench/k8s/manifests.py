@@ -32,6 +32,7 @@ STORAGE_API_VERSION = "serving.kserve.io/v1alpha1"
 RUNTIMES = ("huggingface", "workbench")
 PROTOCOLS = ("v1", "v2")
 OUTPUTS = ("default", "probabilities", "raw_logits")
+from workbench.serving.args import serve_flags
 from workbench.tasks import TASKS
 STORAGE_SCHEMES = ("hf://", "pvc://", "s3://", "gs://", "https://", "http://", "oci://")
 
@@ -70,16 +71,9 @@ KSERVE_HF_RUNTIME_FLAGS = KSERVE_MODEL_SERVER_FLAGS | frozenset({
     "--return_raw_logits", "--disable_log_requests", "--max_log_len", "--max-log-len", "--dtype",
 })
 
-# `workbench serve` (workbench/serving/args.py): KServe's spellings, plus device and batching limits.
-WORKBENCH_SERVE_FLAGS = frozenset({
-    "--model_name", "--model_dir", "--model_id", "--task", "--disable_lower_case", "--disable_special_tokens",
-    "--max_length", "--max_model_len", "--return_probabilities", "--return_raw_logits", "--return_logits",
-    "--disable_postprocess", "--return_offsets_mapping", "--dtype", "--device", "--http_port", "--host",
-    "--log_level", "--max_batch_size", "--max_batch_tokens", "--max_batch_delay_ms", "--max_queue_size",
-    "--max_request_bytes", "--max_request_texts", "--disable_packing", "--backend", "--quantize",
-    "--onnx_cache_dir", "--grpc_port", "--enable_grpc", "--disable_grpc", "--grpc_max_receive_message_length",
-    "--num_threads",
-})
+# `workbench serve`: KServe's spellings, plus device and batching limits, read from its own parser (the one
+# source of the flags).
+WORKBENCH_SERVE_FLAGS = serve_flags()
 
 # The command a workbench container runs before its flags.
 WORKBENCH_COMMAND = ("workbench", "serve")

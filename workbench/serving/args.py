@@ -141,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def serve_flags() -> frozenset[str]:
+    """Every `--flag` spelling `workbench serve` accepts (manifests check container args against them)."""
+    return frozenset(option for action in build_parser()._actions for option in action.option_strings
+                     if option.startswith("--") and option != "--help")
+
+
 def config_from_args(args: argparse.Namespace) -> ServeConfig:
     if args.return_raw_logits:
         mode = Mode.LOGITS

@@ -19,23 +19,34 @@ def _recording(runner, name: str, seen: dict[str, set[int]]):
     setattr(runner, name, record)
 
 
-def test_load_warm_up_prepare_and_forward_share_one_thread(tiny_models):
-    from workbench.serving.app import ServerState, build_app
-    from workbench.serving.args import parse_serve_args
+def _recorded_app(state):
+    """The real app over `state`, its runner's torch entry points recording the threads they ran on."""
+    from workbench.serving.app import build_app
 
-    state = ServerState(parse_serve_args(["--model_dir", tiny_models("token_classification")]))
     seen: dict[str, set[int]] = {}
     for name in ("load", "warm_up", "prepare", "forward"):
         _recording(state.runner, name, seen)
-    app = build_app(state)
+    return build_app(state), seen
+
+
+async def _until_ready(state) -> None:
+    for _ in range(600):
+        if state.ready:
+            break
+        await asyncio.sleep(0.05)
+    assert state.ready, state.load_error
+
+
+def test_load_warm_up_prepare_and_forward_share_one_thread(tiny_models):
+    from workbench.serving.app import ServerState
+    from workbench.serving.args import parse_serve_args
+
+    state = ServerState(parse_serve_args(["--model_dir", tiny_models("token_classification")]))
+    app, seen = _recorded_app(state)
 
     async def scenario() -> list:
         async with app.router.lifespan_context(app):
-            for _ in range(600):
-                if state.ready:
-                    break
-                await asyncio.sleep(0.05)
-            assert state.ready, state.load_error
+            await _until_ready(state)
             texts = ["EU rejects German call", "Peter Blackburn", "BRUSSELS 1996-08-22"]
             answers = await asyncio.gather(*(state.predictor.predict([text]) for text in texts))
             answers.append(await state.predictor.predict(texts))
@@ -50,24 +61,17 @@ def test_load_warm_up_prepare_and_forward_share_one_thread(tiny_models):
 
 
 def test_with_two_workers_torch_runs_only_on_their_two_threads(tiny_models):
-    from workbench.serving.app import ServerState, build_app
+    from workbench.serving.app import ServerState
     from workbench.serving.args import parse_serve_args
 
     state = ServerState(parse_serve_args(["--model_dir", tiny_models("token_classification"), "--model_workers", "2",
                                           "--max_batch_size", "1"]))
-    seen: dict[str, set[int]] = {}
-    for name in ("load", "warm_up", "prepare", "forward"):
-        _recording(state.runner, name, seen)
-    app = build_app(state)
+    app, seen = _recorded_app(state)
     alone: dict[str, list] = {}
 
     async def scenario() -> list:
         async with app.router.lifespan_context(app):
-            for _ in range(600):
-                if state.ready:
-                    break
-                await asyncio.sleep(0.05)
-            assert state.ready, state.load_error
+            await _until_ready(state)
             texts = [f"text number {i} from Berlin to Paris" + " again" * i for i in range(12)]
             for text in texts[:3]:
                 alone[text] = (await state.predictor.predict([text])).inferences

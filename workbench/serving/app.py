@@ -135,8 +135,8 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
 
 def build_app(state: ServerState, load_in_background: bool = True,
               on_load_failure: Callable[[], None] | None = None) -> Starlette:
-    """The Starlette app. The model loads on the model thread when the app starts; if it cannot load,
-    `on_load_failure` runs (the server uses it to stop, so the process exits with the reason)."""
+    """The Starlette app. The model loads on the first model worker's thread when the app starts; if it
+    cannot load, `on_load_failure` runs (the server uses it to stop, so the process exits with the reason)."""
     @contextlib.asynccontextmanager
     async def lifespan(app):
         loader = None

@@ -305,7 +305,7 @@ class EncoderRunner:
     def decode(self, token_ids: list[int]) -> str:
         return self.tokenizer.decode(token_ids)
 
-    # -- batches (prepare thread, then model thread) --------------------------------------------------
+    # -- batches (on a model worker's thread: prepare, then forward) -------------------------------------
     def prepare(self, items: list[WorkItem]) -> PreparedBatch:
         """Tensors for one forward pass. Packed (token tasks): the texts laid end to end in rows of at most
         PACK_ROW_TOKENS, each seeing only itself, so padding costs nothing. Padded: one row per text,

@@ -7,9 +7,10 @@ texts and `max_batch_tokens` padded tokens, lengths padded to a multiple of 8) a
 another on its own thread, which prepares each batch (padding, tensors, pinned memory) and then runs it.
 
 Each worker is one thread (`model_thread()`) with its own intra-op threads; every torch computation of the
-server runs on these threads (worker 0 also loads the model). Several single-threaded workers running
-different batches side by side use a small CPU better than one worker whose parallel regions wait for a
-thread the event loop pre-empted (docs/serving.md, "Model workers").
+server runs on these threads (worker 0 also loads the model). Several single-thread workers running
+different batches side by side kept two cores busier than one two-thread worker for ONNX Runtime, whose
+forward pass runs without the GIL; torch's forward pass runs Python between its kernels and gained little
+(hardware.choose_parallelism, docs/serving.md "Model workers").
 
 Each text carries `request_length`, the longest tokenized length of its request: the model output is sliced back
 to it, so a request gets exactly the shape (and padding positions) it would get alone.
